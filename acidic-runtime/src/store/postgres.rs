@@ -1,0 +1,237 @@
+//! The PostgreSQL dialect: row locks, `FOR UPDATE SKIP LOCKED` claiming, LISTEN/NOTIFY.
+
+use sqlx::{PgConnection, Row};
+
+use super::{NewRun, Q};
+use crate::error::{Error, Result};
+
+/// Milliseconds since the epoch on the server's clock.
+macro_rules! now {
+    () => {
+        "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+    };
+}
+
+pub(super) const SQL: Q = Q {
+    begin_write: "BEGIN",
+    enqueue: concat!(
+        "INSERT INTO acidic_runs (kind, args, unique_key, queue, priority, state, step, max_attempts,
+            scheduled_at, parent_id, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, 'available', $6, $7, COALESCE($8, ",
+        now!(),
+        " + $9), $10, ",
+        now!(),
+        ", ",
+        now!(),
+        ")
+         ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+         RETURNING id"
+    ),
+    claim: concat!(
+        "UPDATE acidic_runs r SET state = 'running', attempt = r.attempt + 1, lease_owner = $3,
+            lease_token = r.lease_token + 1, lease_expires_at = ",
+        now!(),
+        " + $4, updated_at = ",
+        now!(),
+        "
+         FROM (SELECT id FROM acidic_runs
+               WHERE state = 'available' AND queue = $1 AND scheduled_at <= ",
+        now!(),
+        "
+               ORDER BY priority DESC, scheduled_at, id
+               LIMIT $2 FOR UPDATE SKIP LOCKED) c
+         WHERE r.id = c.id
+         RETURNING r.id, r.kind, r.args, r.step, r.attempt, r.max_attempts, r.lease_token, r.iteration"
+    ),
+    guard: concat!(
+        "UPDATE acidic_runs SET lease_expires_at = ",
+        now!(),
+        " + $4, updated_at = ",
+        now!(),
+        "
+         WHERE id = $1 AND lease_token = $2 AND state = 'running' AND step = $3"
+    ),
+    // $1 id, $2 token, $3 expected step, $4 new state, $5 new step, $6 iteration, $7 attempt,
+    // $8 delay ms, $9 lease ms, $10 outcome, $11 duration ms, $12 journal attempt, $13 error
+    transition: concat!(
+        "WITH u AS (
+            UPDATE acidic_runs SET state = $4, step = $5, iteration = $6, attempt = $7,
+                scheduled_at = ",
+        now!(),
+        " + $8,
+                lease_owner = CASE WHEN $4 = 'running' THEN lease_owner END,
+                lease_expires_at = CASE WHEN $4 = 'running' THEN ",
+        now!(),
+        " + $9 END,
+                last_error = COALESCE($13, last_error),
+                finished_at = CASE WHEN $4 IN ('succeeded', 'failed') THEN ",
+        now!(),
+        " END,
+                updated_at = ",
+        now!(),
+        "
+            WHERE id = $1 AND lease_token = $2 AND state = 'running' AND step = $3
+            RETURNING id)
+         INSERT INTO acidic_journal (run_id, step, attempt, outcome, error, started_at, finished_at)
+         SELECT id, $3, $12, $10, $13, ",
+        now!(),
+        " - $11, ",
+        now!(),
+        " FROM u"
+    ),
+    heartbeat: concat!(
+        "UPDATE acidic_runs SET lease_expires_at = ",
+        now!(),
+        " + $2
+         WHERE id IN (SELECT id FROM acidic_runs WHERE state = 'running' AND lease_owner = $1
+                      FOR UPDATE SKIP LOCKED)"
+    ),
+    rescue: concat!(
+        "WITH expired AS (
+            SELECT id FROM acidic_runs WHERE state = 'running' AND lease_expires_at < $2
+            ORDER BY lease_expires_at LIMIT $1 FOR UPDATE SKIP LOCKED),
+         r AS (
+            UPDATE acidic_runs x SET
+                state = CASE WHEN x.attempt >= x.max_attempts THEN 'failed' ELSE 'available' END,
+                finished_at = CASE WHEN x.attempt >= x.max_attempts THEN ",
+        now!(),
+        " END,
+                last_error = 'lease of worker ' || COALESCE(x.lease_owner, '?') || ' expired during step '
+                    || x.step || ' (attempt ' || x.attempt || '): the worker died or stalled',
+                lease_owner = NULL, lease_expires_at = NULL, scheduled_at = ",
+        now!(),
+        ", updated_at = ",
+        now!(),
+        "
+            FROM expired e WHERE x.id = e.id
+            RETURNING x.id, x.step, x.attempt, x.last_error)
+         INSERT INTO acidic_journal (run_id, step, attempt, outcome, error, started_at, finished_at)
+         SELECT id, step, attempt, 'rescued', last_error, ",
+        now!(),
+        ", ",
+        now!(),
+        " FROM r"
+    ),
+    release_owned: concat!(
+        "UPDATE acidic_runs SET state = 'available', attempt = GREATEST(attempt - 1, 0),
+            lease_owner = NULL, lease_expires_at = NULL, scheduled_at = ",
+        now!(),
+        ", updated_at = ",
+        now!(),
+        "
+         WHERE state = 'running' AND lease_owner = $1"
+    ),
+    cancel: concat!(
+        "UPDATE acidic_runs SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL,
+            finished_at = ",
+        now!(),
+        ", updated_at = ",
+        now!(),
+        "
+         WHERE id = $1 AND state IN ('available', 'running', 'awaiting')"
+    ),
+    retry: concat!(
+        "UPDATE acidic_runs SET state = 'available', step = COALESCE($2, step), attempt = 0,
+            iteration = CASE WHEN $2 IS NULL THEN iteration ELSE 0 END,
+            scheduled_at = ",
+        now!(),
+        ", finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL, updated_at = ",
+        now!(),
+        "
+         WHERE id = $1 AND state IN ('failed', 'cancelled', 'available')"
+    ),
+    purge: concat!(
+        "DELETE FROM acidic_runs WHERE id IN (
+            SELECT id FROM acidic_runs
+            WHERE finished_at IS NOT NULL AND finished_at < ",
+        now!(),
+        " - $1
+              AND state IN ('succeeded', 'failed', 'cancelled')
+            ORDER BY finished_at LIMIT $2)"
+    ),
+    now: concat!("SELECT ", now!()),
+};
+
+/// Inserts many runs in one statement. Returns `(id, unique_key)` of the rows inserted.
+pub(super) async fn insert_many(
+    conn: &mut PgConnection,
+    runs: &[NewRun],
+) -> Result<Vec<(i64, Option<String>)>> {
+    let mut kinds = Vec::with_capacity(runs.len());
+    let mut args = Vec::with_capacity(runs.len());
+    let mut keys = Vec::with_capacity(runs.len());
+    let mut queues = Vec::with_capacity(runs.len());
+    let mut prios = Vec::with_capacity(runs.len());
+    let mut steps = Vec::with_capacity(runs.len());
+    let mut maxes = Vec::with_capacity(runs.len());
+    let mut ats = Vec::with_capacity(runs.len());
+    let mut delays = Vec::with_capacity(runs.len());
+    for r in runs {
+        kinds.push(r.kind);
+        args.push(r.args.as_str());
+        keys.push(r.unique_key.as_deref());
+        queues.push(r.queue.as_str());
+        prios.push(r.priority);
+        steps.push(r.step);
+        maxes.push(r.max_attempts);
+        ats.push(r.at_ms);
+        delays.push(r.delay_ms);
+    }
+    let rows = sqlx::query(concat!(
+        "INSERT INTO acidic_runs (kind, args, unique_key, queue, priority, state, step, max_attempts,
+            scheduled_at, created_at, updated_at)
+         SELECT k, a, u, q, p, 'available', s, m, COALESCE(t, ",
+        now!(),
+        " + d), ",
+        now!(),
+        ", ",
+        now!(),
+        "
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int2[], $6::text[],
+                     $7::int4[], $8::int8[], $9::int8[]) WITH ORDINALITY AS x(k, a, u, q, p, s, m, t, d, n)
+         ORDER BY n
+         ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+         RETURNING id, unique_key"
+    ))
+    .bind(&kinds)
+    .bind(&args)
+    .bind(&keys)
+    .bind(&queues)
+    .bind(&prios)
+    .bind(&steps)
+    .bind(&maxes)
+    .bind(&ats)
+    .bind(&delays)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db("enqueuing runs in bulk"))?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Error::db("reading bulk enqueue results"))
+}
+
+/// The ids of the runs holding these unique keys.
+pub(super) async fn ids_by_unique_keys(
+    conn: &mut PgConnection,
+    keys: &[&str],
+) -> Result<Vec<(i64, String)>> {
+    let rows = sqlx::query("SELECT id, unique_key FROM acidic_runs WHERE unique_key = ANY($1)")
+        .bind(keys)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(Error::db("looking up existing unique runs"))?;
+    rows.iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(Error::db("reading existing unique runs"))
+}
+
+/// Serialises concurrent `migrate()` calls across processes.
+pub(super) const MIGRATE_LOCK: &str = "SELECT pg_advisory_xact_lock(7346129512)";
+
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "runs",
+    include_str!("../../../migrations/postgres/0001_runs.sql"),
+)];

@@ -16,3 +16,7 @@ pub const fn assert_job<T: Job>() {}
 
 /// Compile-time assertion that `T` can be stored as a run's arguments.
 pub const fn assert_serializable<T: serde::Serialize + serde::de::DeserializeOwned>() {}
+
+/// The recovery points used by the fallback `Workflow` impl that `steps!` emits next to its
+/// compile errors (so that the job still implements `Workflow` and no follow-on errors appear).
+pub use crate::workflow::OneStep;

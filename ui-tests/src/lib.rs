@@ -1,0 +1,1 @@
+//! Compile-fail and compile-pass tests of `#[acidic_job]` and `steps!`; see `tests/ui.rs`.

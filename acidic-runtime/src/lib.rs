@@ -75,7 +75,7 @@ pub use workflow::{
 /// Everything a job module needs: `use acidic_runtime::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Db, Flow, Job, Perform, RunId, Runtime, StepContext, StepError, StepResult, Workflow,
-        acidic_job, steps,
+        Db, Flow, Job, Perform, RecoveryPoint, RunId, Runtime, StepContext, StepError, StepResult,
+        Workflow, acidic_job, steps,
     };
 }

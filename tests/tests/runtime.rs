@@ -264,51 +264,99 @@ async fn crash_after_a_commit_resumes_at_the_next_step(db: TestDb) {
     stop(w2).await;
 }
 
+/// One step that waits at a gate per attempt, then records which attempt wrote.
+#[acidic_job(kind = "test.takeover", max_attempts = 5)]
+#[derive(Debug, Serialize, Deserialize)]
+struct Takeover {
+    gates: String,
+}
+
+static WRITES: LazyLock<Mutex<Vec<(u32, bool)>>> = LazyLock::new(Default::default);
+
+impl Perform for Takeover {
+    async fn perform(&self, cx: &mut StepContext<'_>) -> StepResult {
+        let attempt = cx.attempt();
+        let g = gate(&format!("{}-{attempt}", self.gates));
+        g.entered.notify_one();
+        while !g.released.load(Ordering::SeqCst) {
+            let released = g.release.notified();
+            if g.released.load(Ordering::SeqCst) {
+                break;
+            }
+            released.await;
+        }
+        let written = effect(cx, &format!("attempt {attempt}")).await;
+        WRITES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((attempt, written.is_ok()));
+        written?;
+        Ok(Flow::Next)
+    }
+}
+
 async fn worker_whose_lease_was_taken_over_cannot_commit(db: TestDb) {
     setup(&db).await;
-    let gate_name = format!("takeover-{:?}-{}", db.backend, std::process::id());
+    let gates = format!("takeover-{:?}-{}", db.backend, std::process::id());
     // Worker A never heartbeats, so its short lease expires while its step is in flight.
-    let a = worker(&db)
+    let a = db
+        .rt
+        .worker()
+        .register::<Takeover>()
+        .queue("default", 1)
         .id("worker-a")
         .lease(Duration::from_millis(300))
         .heartbeat_interval(Duration::from_secs(3600))
         .rescue_interval(Duration::from_secs(3600))
         .start();
-    let job = Transfer {
-        gate: Some(gate_name.clone()),
-        ..Transfer::new("d")
-    };
-    let run = db.rt.enqueue(&job).await.unwrap().run_id;
-    gate(&gate_name).entered.notified().await;
-    // Worker B rescues the run and finishes it.
-    let b = worker(&db).id("worker-b").start();
-    let info = db.rt.wait_for(run, WAIT).await.unwrap();
-    assert_eq!(info.state, RunState::Succeeded, "{info:?}");
-    // Now A's step goes on: its write must fail the fencing check and commit nothing.
-    open_gate(&gate_name);
-    eventually("worker A's step to give up", WAIT, || async {
-        db.rt
-            .counts()
-            .await
-            .unwrap()
+    let run = db
+        .rt
+        .enqueue(&Takeover {
+            gates: gates.clone(),
+        })
+        .await
+        .unwrap()
+        .run_id;
+    gate(&format!("{gates}-1")).entered.notified().await;
+    // Worker B rescues the run and is in the same step when A goes on.
+    let b = db
+        .rt
+        .worker()
+        .register::<Takeover>()
+        .queue("default", 1)
+        .id("worker-b")
+        .rescue_interval(Duration::from_millis(50))
+        .start();
+    gate(&format!("{gates}-2")).entered.notified().await;
+    let info = db.rt.run(run).await.unwrap().unwrap();
+    assert_eq!(info.lease_owner.as_deref(), Some("worker-b"));
+    // A's step now touches the database: fenced, it writes nothing.
+    open_gate(&format!("{gates}-1"));
+    let written = |attempt: u32| {
+        WRITES
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .all(|c| c.state != RunState::Running)
+            .find(|w| w.0 == attempt)
+            .map(|w| w.1)
+    };
+    eventually("worker A's write attempt", WAIT, || async {
+        written(1).is_some()
     })
     .await;
-    stop(a).await;
-    stop(b).await;
-    assert_eq!(effects(&db, run).await, ["credit", "debit", "record"]);
-    let info = db.rt.run(run).await.unwrap().unwrap();
-    assert_eq!(info.state, RunState::Succeeded);
+    assert_eq!(
+        written(1),
+        Some(false),
+        "the fenced worker's write went through"
+    );
+    open_gate(&format!("{gates}-2"));
+    let info = db.rt.wait_for(run, WAIT).await.unwrap();
+    assert_eq!(info.state, RunState::Succeeded, "{info:?}");
+    assert_eq!(effects(&db, run).await, ["attempt 2"]);
     let journal = db.rt.journal(run).await.unwrap();
     assert_eq!(journal.iter().filter(|j| j.outcome == "rescued").count(), 1);
-    assert_eq!(
-        journal
-            .iter()
-            .filter(|j| j.step == "credit" && j.outcome == "succeeded")
-            .count(),
-        1
-    );
+    stop(a).await;
+    stop(b).await;
 }
 
 /// Steps that record how many executions of the same run overlap.

@@ -1,8 +1,8 @@
 //! Code generation of `#[acidic_job]` for a checked item: the item unchanged, plus a `Job`
-//! impl and a serialisability assertion inside `const _: () = { ... };`.
+//! impl inside `const _: () = { ... };`.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::quote;
 use syn::ext::IdentExt;
 use syn::{DeriveInput, LitStr};
 
@@ -28,19 +28,17 @@ pub(crate) fn default_kind(item: &DeriveInput) -> TokenStream {
     quote!(#name)
 }
 
-/// `impl Job for T` plus the assertion that `T` is serialisable, spanned at the type's name so
-/// that a missing `Serialize`/`Deserialize` derive is reported there.
+/// `impl Job for T`. The self type is the user's own identifier, so that the supertrait bounds
+/// of `Job` (`Serialize + DeserializeOwned`) fail at the type's name, with serde's note "consider
+/// adding `#[derive(serde::Serialize)]`". A separate `assert_serializable::<T>()` would report
+/// each missing derive a second time at the same token, so none is emitted.
 pub(crate) fn job_impl(
     item: &DeriveInput,
     kind: &TokenStream,
     options: &TokenStream,
 ) -> TokenStream {
     let ident = &item.ident;
-    let assertion = quote_spanned! {ident.span()=>
-        const _: () = ::acidic_runtime::__private::assert_serializable::<#ident>();
-    };
     quote! {
-        #assertion
         impl ::acidic_runtime::__private::Job for #ident {
             const KIND: &'static str = #kind;
             const OPTIONS: ::acidic_runtime::__private::JobOptions = #options;

@@ -141,10 +141,11 @@ fn example(key: OptionKey) -> &'static str {
 fn parse_str(value: TokenStream, key: OptionKey) -> syn::Result<LitStr> {
     syn::parse2::<LitStr>(value.clone()).map_err(|_| {
         syn::Error::new_spanned(
-            value,
+            &value,
             format!(
-                "`{}` expects a string literal: write `{} = {}`",
+                "`{}` expects a string literal, not {}: write `{} = {}`",
                 key.name(),
+                value_kind(&value),
                 key.name(),
                 example(key)
             ),
@@ -159,10 +160,14 @@ fn parse_int<T: FromStr>(
     range: &str,
 ) -> syn::Result<IntOption<T>> {
     let wrong = || {
+        let found = match value_kind(&value) {
+            "an integer" => String::new(), // out of range
+            kind => format!(", not {kind}"),
+        };
         syn::Error::new_spanned(
             &value,
             format!(
-                "`{}` expects an integer {range}: write `{} = {}`",
+                "`{}` expects an integer {range}{found}: write `{} = {}`",
                 key.name(),
                 key.name(),
                 example(key)
@@ -184,6 +189,37 @@ fn parse_int<T: FromStr>(
         value: value_ok,
         tokens: value,
     })
+}
+
+/// What kind of value was written, for "expects X, not Y" messages.
+fn value_kind(value: &TokenStream) -> &'static str {
+    let mut trees = value.clone().into_iter();
+    match (trees.next(), trees.next(), trees.next()) {
+        (Some(TokenTree::Literal(lit)), None, _) => {
+            let text = lit.to_string();
+            if text.starts_with('"') || text.starts_with('r') {
+                "a string"
+            } else if text.starts_with('b') {
+                "a byte string"
+            } else if text.starts_with('\'') {
+                "a character"
+            } else if text.contains('.') || (text.contains('e') && !text.starts_with("0x")) {
+                "a decimal number"
+            } else {
+                "an integer"
+            }
+        }
+        (Some(TokenTree::Punct(p)), Some(TokenTree::Literal(_)), None) if p.as_char() == '-' => {
+            "an integer"
+        }
+        (Some(TokenTree::Ident(i)), None, _) if i == "true" || i == "false" => "a boolean",
+        (Some(TokenTree::Group(g)), None, _)
+            if g.delimiter() == proc_macro2::Delimiter::Bracket =>
+        {
+            "a list"
+        }
+        _ => "an expression",
+    }
 }
 
 fn parse_unique_by(value: TokenStream) -> syn::Result<UniqueBy> {
@@ -325,8 +361,8 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "`max_attempts` expects an integer from 1 to 4294967295: write `max_attempts = 5`",
-                "`queue` expects a string literal: write `queue = \"mail\"`",
+                "`max_attempts` expects an integer from 1 to 4294967295, not a string: write `max_attempts = 5`",
+                "`queue` expects a string literal, not an integer: write `queue = \"mail\"`",
                 "`priority` expects an integer from -32768 to 32767: write `priority = 10`",
             ]
         );

@@ -6,14 +6,14 @@ use quote::quote;
 use syn::ext::IdentExt;
 use syn::{DeriveInput, LitStr};
 
-use super::ast::{JobAttr, UniqueBy};
+use super::ast::{JobAttr, SerdeFields, SerdeName, UniqueBy};
 
-pub(crate) fn expand(attr: &JobAttr, item: &DeriveInput) -> TokenStream {
+pub(crate) fn expand(attr: &JobAttr, item: &DeriveInput, serde: &SerdeFields) -> TokenStream {
     let kind = match &attr.kind {
         Some(kind) => quote!(#kind),
         None => default_kind(item),
     };
-    let job_impl = job_impl(item, &kind, &options(attr));
+    let job_impl = job_impl(item, &kind, &options(attr, serde));
     quote! {
         #item
         const _: () = {
@@ -47,7 +47,8 @@ pub(crate) fn job_impl(
 }
 
 /// The `JobOptions` value: only the given options, the rest from `JobOptions::DEFAULT`.
-fn options(attr: &JobAttr) -> TokenStream {
+/// `unique_by` fields are emitted under their serialised names.
+fn options(attr: &JobAttr, serde: &SerdeFields) -> TokenStream {
     let p = quote!(::acidic_runtime::__private);
     let mut fields = Vec::new();
     if let Some(queue) = &attr.queue {
@@ -65,7 +66,13 @@ fn options(attr: &JobAttr) -> TokenStream {
         let value = match unique_by {
             UniqueBy::JobId => quote!(#p::UniqueBy::JobId),
             UniqueBy::Args => quote!(#p::UniqueBy::Args),
-            UniqueBy::Fields { fields, .. } => quote!(#p::UniqueBy::Fields(&[#(#fields),*])),
+            UniqueBy::Fields { fields, .. } => {
+                let names = fields.iter().map(|f| match serde.get(&f.value()) {
+                    Some(SerdeName::Renamed(name)) => LitStr::new(name, f.span()),
+                    _ => f.clone(),
+                });
+                quote!(#p::UniqueBy::Fields(&[#(#names),*]))
+            }
         };
         fields.push(quote!(unique_by: #value,));
     }
@@ -103,7 +110,7 @@ mod tests {
     fn only_given_options_are_generated() {
         let mut cx = Ctxt::new();
         let attr = parse_args(quote!(queue = "mail", backoff_max_ms = 9), &mut cx);
-        let text = options(&attr).to_string();
+        let text = options(&attr, &SerdeFields::default()).to_string();
         assert!(text.contains("queue : \"mail\""), "{text}");
         assert!(text.contains("max : :: acidic_runtime :: __private :: core :: time :: Duration :: from_millis (9u64)"), "{text}");
         assert!(!text.contains("priority"), "{text}");
@@ -114,7 +121,7 @@ mod tests {
     fn no_options_is_the_default_value() {
         let attr = JobAttr::default();
         assert_eq!(
-            options(&attr).to_string(),
+            options(&attr, &SerdeFields::default()).to_string(),
             quote!(::acidic_runtime::__private::JobOptions::DEFAULT).to_string()
         );
     }

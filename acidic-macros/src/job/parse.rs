@@ -10,7 +10,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{DeriveInput, Ident, LitInt, LitStr, Token};
 
-use super::ast::{IntOption, JobAttr, OptionKey, UniqueBy};
+use super::ast::{IntOption, JobAttr, OptionKey, SerdeFields, SerdeName, UniqueBy};
 use crate::ctxt::{Ctxt, skip_until};
 
 /// Parses the attribute's arguments. Never fails as a whole: each malformed option is reported
@@ -290,6 +290,71 @@ pub(crate) fn parse_item(input: TokenStream, cx: &mut Ctxt) -> Option<DeriveInpu
     }
 }
 
+/// Reads the `#[serde(...)]` attributes that decide the serialised names of the named fields.
+/// Only the simple forms are understood; `check` rejects `unique_by` on the rest.
+pub(crate) fn serde_fields(item: &DeriveInput) -> SerdeFields {
+    let syn::Data::Struct(data) = &item.data else {
+        return SerdeFields::default();
+    };
+    let fields = data
+        .fields
+        .iter()
+        .filter_map(|f| {
+            let name = f.ident.as_ref()?.unraw().to_string();
+            Some((name, field_serde_name(&f.attrs)))
+        })
+        .collect();
+    SerdeFields {
+        rename_all: !serde_keys(&item.attrs, "rename_all").is_empty(),
+        fields,
+    }
+}
+
+fn field_serde_name(attrs: &[syn::Attribute]) -> SerdeName {
+    for unsupported in ["flatten", "skip", "skip_serializing"] {
+        if !serde_keys(attrs, unsupported).is_empty() {
+            return SerdeName::Unsupported(unsupported.to_owned());
+        }
+    }
+    match serde_keys(attrs, "rename").first() {
+        None => SerdeName::Same,
+        Some(Some(name)) => SerdeName::Renamed(name.clone()),
+        Some(None) => SerdeName::Unsupported("rename(...)".to_owned()),
+    }
+}
+
+/// Each occurrence of `key` in `#[serde(...)]` attributes: `Some(value)` for `key = "value"`,
+/// `None` for any other form (`key`, `key(...)`).
+fn serde_keys(attrs: &[syn::Attribute], key: &str) -> Vec<Option<String>> {
+    let mut found = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        let syn::Meta::List(list) = &attr.meta else {
+            continue;
+        };
+        let tokens: Vec<TokenTree> = list.tokens.clone().into_iter().collect();
+        for (i, tt) in tokens.iter().enumerate() {
+            let TokenTree::Ident(ident) = tt else {
+                continue;
+            };
+            if ident != key {
+                continue;
+            }
+            let value = match (tokens.get(i + 1), tokens.get(i + 2)) {
+                (Some(TokenTree::Punct(eq)), Some(TokenTree::Literal(lit)))
+                    if eq.as_char() == '=' =>
+                {
+                    syn::parse2::<LitStr>(TokenTree::Literal(lit.clone()).into())
+                        .ok()
+                        .map(|s| s.value())
+                }
+                _ => None,
+            };
+            found.push(value);
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use quote::quote;
@@ -410,6 +475,48 @@ mod tests {
         let (attr, errors) = args(quote!(nope = 1, queue = 1, unique_by = "x", queue = "a"));
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert_eq!(attr.queue.unwrap().value(), "a");
+    }
+
+    #[test]
+    fn serde_names_of_fields() {
+        let item: DeriveInput = syn::parse2(quote!(
+            #[derive(Serialize)]
+            struct J {
+                plain: i64,
+                #[serde(default, rename = "orderId")]
+                order_id: i64,
+                #[serde(rename(serialize = "a", deserialize = "b"))]
+                split: i64,
+                #[serde(flatten)]
+                rest: Extra,
+                r#type: String,
+            }
+        ))
+        .unwrap();
+        let names = serde_fields(&item);
+        assert!(!names.rename_all);
+        assert_eq!(names.get("plain"), Some(&SerdeName::Same));
+        assert_eq!(
+            names.get("order_id"),
+            Some(&SerdeName::Renamed("orderId".into()))
+        );
+        assert_eq!(
+            names.get("split"),
+            Some(&SerdeName::Unsupported("rename(...)".into()))
+        );
+        assert_eq!(
+            names.get("rest"),
+            Some(&SerdeName::Unsupported("flatten".into()))
+        );
+        assert_eq!(names.get("type"), Some(&SerdeName::Same));
+        let item: DeriveInput = syn::parse2(quote!(
+            #[serde(rename_all = "camelCase")]
+            struct K {
+                a: i64,
+            }
+        ))
+        .unwrap();
+        assert!(serde_fields(&item).rename_all);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use proc_macro::TokenStream;
 /// | `queue` | non-empty string: the queue its runs are placed on | `"default"` |
 /// | `priority` | `i16` integer literal, negative allowed; higher runs first | `0` |
 /// | `max_attempts` | integer `>= 1`: attempts of one step before the run fails | `25` |
-/// | `unique_by` | `"job_id"` (every enqueue is its own run), `"args"` (equal arguments are one run), or a list of field names `["field_a", "field_b"]` (equal values of those fields are one run; structs with named fields only) | `"job_id"` |
+/// | `unique_by` | `"job_id"` (every enqueue is its own run), `"args"` (equal arguments are one run), or a list of field names `["field_a", "field_b"]` (equal values of those fields are one run; structs with named fields only; a field with `#[serde(rename = "x")]` is keyed as `"x"`; fields with `flatten`/`skip` or structs with `rename_all` are rejected) | `"job_id"` |
 /// | `backoff_base_ms` | `u64`: delay before the first retry, in milliseconds | `1000` |
 /// | `backoff_max_ms` | `u64`: largest delay between attempts, `>= backoff_base_ms` | `3600000` |
 ///

@@ -84,3 +84,34 @@ pub(crate) struct JobAttr {
     pub(crate) backoff_base_ms: Option<IntOption<u64>>,
     pub(crate) backoff_max_ms: Option<IntOption<u64>>,
 }
+
+/// How a field appears in the job's serialised arguments, read from its `#[serde(...)]`
+/// attributes (the runtime keys `unique_by` fields by their serialised names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SerdeName {
+    /// Serialised under its Rust name.
+    Same,
+    /// `#[serde(rename = "...")]`.
+    Renamed(String),
+    /// An attribute that changes or removes the field in ways `unique_by` cannot follow
+    /// (`rename(serialize = ...)`, `flatten`, `skip`, ...): the attribute's name.
+    Unsupported(String),
+}
+
+/// The serde view of a struct with named fields.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SerdeFields {
+    /// `#[serde(rename_all = ...)]` on the container.
+    pub(crate) rename_all: bool,
+    /// Each named field: its Rust name (without `r#`) and how it is serialised.
+    pub(crate) fields: Vec<(String, SerdeName)>,
+}
+
+impl SerdeFields {
+    pub(crate) fn get(&self, rust_name: &str) -> Option<&SerdeName> {
+        self.fields
+            .iter()
+            .find(|(name, _)| name == rust_name)
+            .map(|(_, serde)| serde)
+    }
+}

@@ -4,16 +4,16 @@ use std::collections::HashSet;
 
 use syn::{Data, DeriveInput, Fields};
 
-use super::ast::{JobAttr, UniqueBy};
+use super::ast::{JobAttr, SerdeFields, SerdeName, UniqueBy};
 use crate::ctxt::Ctxt;
 
-pub(crate) fn check(attr: &JobAttr, item: &DeriveInput, cx: &mut Ctxt) {
+pub(crate) fn check(attr: &JobAttr, item: &DeriveInput, serde: &SerdeFields, cx: &mut Ctxt) {
     check_is_struct(item, cx);
     check_not_generic(item, cx);
     check_non_empty_strings(attr, cx);
     check_max_attempts(attr, cx);
     check_backoff(attr, cx);
-    check_unique_by_fields(attr, item, cx);
+    check_unique_by_fields(attr, item, serde, cx);
 }
 
 fn check_is_struct(item: &DeriveInput, cx: &mut Ctxt) {
@@ -82,7 +82,7 @@ fn check_backoff(attr: &JobAttr, cx: &mut Ctxt) {
     }
 }
 
-fn check_unique_by_fields(attr: &JobAttr, item: &DeriveInput, cx: &mut Ctxt) {
+fn check_unique_by_fields(attr: &JobAttr, item: &DeriveInput, serde: &SerdeFields, cx: &mut Ctxt) {
     let Some(UniqueBy::Fields { list_span, fields }) = &attr.unique_by else {
         return;
     };
@@ -132,6 +132,20 @@ fn check_unique_by_fields(attr: &JobAttr, item: &DeriveInput, cx: &mut Ctxt) {
                         .join(", ")
                 ),
             );
+        } else if serde.rename_all {
+            cx.error_at(
+                field.span(),
+                format!(
+                    "`unique_by` cannot name fields of a struct with `#[serde(rename_all = ...)]`: runs are keyed by the serialised field names; use `unique_by = \"args\"`, or rename the field \"{name}\" with `#[serde(rename = \"...\")]` instead"
+                ),
+            );
+        } else if let Some(SerdeName::Unsupported(attribute)) = serde.get(&name) {
+            cx.error_at(
+                field.span(),
+                format!(
+                    "`unique_by` cannot name the field \"{name}\", which has `#[serde({attribute})]`: runs are keyed by the serialised field names; name other fields, or use `unique_by = \"args\"`"
+                ),
+            );
         } else if !seen.insert(name.clone()) {
             cx.error_at(
                 field.span(),
@@ -153,7 +167,8 @@ mod tests {
         let mut cx = Ctxt::new();
         let attr = parse_args(args, &mut cx);
         let item: DeriveInput = syn::parse2(item).unwrap();
-        check(&attr, &item, &mut cx);
+        let serde = crate::job::parse::serde_fields(&item);
+        check(&attr, &item, &serde, &mut cx);
         cx.messages()
     }
 
@@ -231,6 +246,38 @@ mod tests {
         );
         assert_eq!(e.len(), 1);
         assert!(e[0].contains("need a struct with named fields"), "{e:?}");
+    }
+
+    #[test]
+    fn unique_by_fields_serde_renames() {
+        let e = errors(
+            quote!(unique_by = ["a", "b"]),
+            quote!(
+                struct J {
+                    #[serde(rename = "A")]
+                    a: i64,
+                    #[serde(flatten)]
+                    b: X,
+                }
+            ),
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with(
+                "`unique_by` cannot name the field \"b\", which has `#[serde(flatten)]`"
+            )
+        );
+        let e = errors(
+            quote!(unique_by = ["a"]),
+            quote!(
+                #[serde(rename_all = "camelCase")]
+                struct J {
+                    a: i64,
+                }
+            ),
+        );
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(e[0].contains("`#[serde(rename_all = ...)]`"));
     }
 
     #[test]

@@ -1,19 +1,19 @@
 //! Code generation of `#[acidic_job]` for a checked item: the item unchanged, plus a `Job`
-//! impl and a serialisability assertion inside `const _: () = { ... };`.
+//! impl inside `const _: () = { ... };`.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::quote;
 use syn::ext::IdentExt;
 use syn::{DeriveInput, LitStr};
 
-use super::ast::{JobAttr, UniqueBy};
+use super::ast::{JobAttr, SerdeFields, SerdeName, UniqueBy};
 
-pub(crate) fn expand(attr: &JobAttr, item: &DeriveInput) -> TokenStream {
+pub(crate) fn expand(attr: &JobAttr, item: &DeriveInput, serde: &SerdeFields) -> TokenStream {
     let kind = match &attr.kind {
         Some(kind) => quote!(#kind),
         None => default_kind(item),
     };
-    let job_impl = job_impl(item, &kind, &options(attr));
+    let job_impl = job_impl(item, &kind, &options(attr, serde));
     quote! {
         #item
         const _: () = {
@@ -28,19 +28,17 @@ pub(crate) fn default_kind(item: &DeriveInput) -> TokenStream {
     quote!(#name)
 }
 
-/// `impl Job for T` plus the assertion that `T` is serialisable, spanned at the type's name so
-/// that a missing `Serialize`/`Deserialize` derive is reported there.
+/// `impl Job for T`. The self type is the user's own identifier, so that the supertrait bounds
+/// of `Job` (`Serialize + DeserializeOwned`) fail at the type's name, with serde's note "consider
+/// adding `#[derive(serde::Serialize)]`". A separate `assert_serializable::<T>()` would report
+/// each missing derive a second time at the same token, so none is emitted.
 pub(crate) fn job_impl(
     item: &DeriveInput,
     kind: &TokenStream,
     options: &TokenStream,
 ) -> TokenStream {
     let ident = &item.ident;
-    let assertion = quote_spanned! {ident.span()=>
-        const _: () = ::acidic_runtime::__private::assert_serializable::<#ident>();
-    };
     quote! {
-        #assertion
         impl ::acidic_runtime::__private::Job for #ident {
             const KIND: &'static str = #kind;
             const OPTIONS: ::acidic_runtime::__private::JobOptions = #options;
@@ -49,7 +47,8 @@ pub(crate) fn job_impl(
 }
 
 /// The `JobOptions` value: only the given options, the rest from `JobOptions::DEFAULT`.
-fn options(attr: &JobAttr) -> TokenStream {
+/// `unique_by` fields are emitted under their serialised names.
+fn options(attr: &JobAttr, serde: &SerdeFields) -> TokenStream {
     let p = quote!(::acidic_runtime::__private);
     let mut fields = Vec::new();
     if let Some(queue) = &attr.queue {
@@ -67,7 +66,13 @@ fn options(attr: &JobAttr) -> TokenStream {
         let value = match unique_by {
             UniqueBy::JobId => quote!(#p::UniqueBy::JobId),
             UniqueBy::Args => quote!(#p::UniqueBy::Args),
-            UniqueBy::Fields { fields, .. } => quote!(#p::UniqueBy::Fields(&[#(#fields),*])),
+            UniqueBy::Fields { fields, .. } => {
+                let names = fields.iter().map(|f| match serde.get(&f.value()) {
+                    Some(SerdeName::Renamed(name)) => LitStr::new(name, f.span()),
+                    _ => f.clone(),
+                });
+                quote!(#p::UniqueBy::Fields(&[#(#names),*]))
+            }
         };
         fields.push(quote!(unique_by: #value,));
     }
@@ -105,7 +110,7 @@ mod tests {
     fn only_given_options_are_generated() {
         let mut cx = Ctxt::new();
         let attr = parse_args(quote!(queue = "mail", backoff_max_ms = 9), &mut cx);
-        let text = options(&attr).to_string();
+        let text = options(&attr, &SerdeFields::default()).to_string();
         assert!(text.contains("queue : \"mail\""), "{text}");
         assert!(text.contains("max : :: acidic_runtime :: __private :: core :: time :: Duration :: from_millis (9u64)"), "{text}");
         assert!(!text.contains("priority"), "{text}");
@@ -116,7 +121,7 @@ mod tests {
     fn no_options_is_the_default_value() {
         let attr = JobAttr::default();
         assert_eq!(
-            options(&attr).to_string(),
+            options(&attr, &SerdeFields::default()).to_string(),
             quote!(::acidic_runtime::__private::JobOptions::DEFAULT).to_string()
         );
     }

@@ -20,12 +20,13 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         out.extend(cx.into_compile_errors());
         return out;
     };
-    check::check(&attr, &item, &mut cx);
+    let serde = parse::serde_fields(&item);
+    check::check(&attr, &item, &serde, &mut cx);
     if cx.has_errors() {
         let mut out = fallback::expand(&item);
         out.extend(cx.into_compile_errors());
         out
     } else {
-        expand::expand(&attr, &item)
+        expand::expand(&attr, &item, &serde)
     }
 }

@@ -10,7 +10,7 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{DeriveInput, Ident, LitInt, LitStr, Token};
 
-use super::ast::{IntOption, JobAttr, OptionKey, UniqueBy};
+use super::ast::{IntOption, JobAttr, OptionKey, SerdeFields, SerdeName, UniqueBy};
 use crate::ctxt::{Ctxt, skip_until};
 
 /// Parses the attribute's arguments. Never fails as a whole: each malformed option is reported
@@ -141,10 +141,11 @@ fn example(key: OptionKey) -> &'static str {
 fn parse_str(value: TokenStream, key: OptionKey) -> syn::Result<LitStr> {
     syn::parse2::<LitStr>(value.clone()).map_err(|_| {
         syn::Error::new_spanned(
-            value,
+            &value,
             format!(
-                "`{}` expects a string literal: write `{} = {}`",
+                "`{}` expects a string literal, not {}: write `{} = {}`",
                 key.name(),
+                value_kind(&value),
                 key.name(),
                 example(key)
             ),
@@ -159,10 +160,14 @@ fn parse_int<T: FromStr>(
     range: &str,
 ) -> syn::Result<IntOption<T>> {
     let wrong = || {
+        let found = match value_kind(&value) {
+            "an integer" => String::new(), // out of range
+            kind => format!(", not {kind}"),
+        };
         syn::Error::new_spanned(
             &value,
             format!(
-                "`{}` expects an integer {range}: write `{} = {}`",
+                "`{}` expects an integer {range}{found}: write `{} = {}`",
                 key.name(),
                 key.name(),
                 example(key)
@@ -184,6 +189,37 @@ fn parse_int<T: FromStr>(
         value: value_ok,
         tokens: value,
     })
+}
+
+/// What kind of value was written, for "expects X, not Y" messages.
+fn value_kind(value: &TokenStream) -> &'static str {
+    let mut trees = value.clone().into_iter();
+    match (trees.next(), trees.next(), trees.next()) {
+        (Some(TokenTree::Literal(lit)), None, _) => {
+            let text = lit.to_string();
+            if text.starts_with('"') || text.starts_with('r') {
+                "a string"
+            } else if text.starts_with('b') {
+                "a byte string"
+            } else if text.starts_with('\'') {
+                "a character"
+            } else if text.contains('.') || (text.contains('e') && !text.starts_with("0x")) {
+                "a decimal number"
+            } else {
+                "an integer"
+            }
+        }
+        (Some(TokenTree::Punct(p)), Some(TokenTree::Literal(_)), None) if p.as_char() == '-' => {
+            "an integer"
+        }
+        (Some(TokenTree::Ident(i)), None, _) if i == "true" || i == "false" => "a boolean",
+        (Some(TokenTree::Group(g)), None, _)
+            if g.delimiter() == proc_macro2::Delimiter::Bracket =>
+        {
+            "a list"
+        }
+        _ => "an expression",
+    }
 }
 
 fn parse_unique_by(value: TokenStream) -> syn::Result<UniqueBy> {
@@ -252,6 +288,71 @@ pub(crate) fn parse_item(input: TokenStream, cx: &mut Ctxt) -> Option<DeriveInpu
             None
         }
     }
+}
+
+/// Reads the `#[serde(...)]` attributes that decide the serialised names of the named fields.
+/// Only the simple forms are understood; `check` rejects `unique_by` on the rest.
+pub(crate) fn serde_fields(item: &DeriveInput) -> SerdeFields {
+    let syn::Data::Struct(data) = &item.data else {
+        return SerdeFields::default();
+    };
+    let fields = data
+        .fields
+        .iter()
+        .filter_map(|f| {
+            let name = f.ident.as_ref()?.unraw().to_string();
+            Some((name, field_serde_name(&f.attrs)))
+        })
+        .collect();
+    SerdeFields {
+        rename_all: !serde_keys(&item.attrs, "rename_all").is_empty(),
+        fields,
+    }
+}
+
+fn field_serde_name(attrs: &[syn::Attribute]) -> SerdeName {
+    for unsupported in ["flatten", "skip", "skip_serializing"] {
+        if !serde_keys(attrs, unsupported).is_empty() {
+            return SerdeName::Unsupported(unsupported.to_owned());
+        }
+    }
+    match serde_keys(attrs, "rename").first() {
+        None => SerdeName::Same,
+        Some(Some(name)) => SerdeName::Renamed(name.clone()),
+        Some(None) => SerdeName::Unsupported("rename(...)".to_owned()),
+    }
+}
+
+/// Each occurrence of `key` in `#[serde(...)]` attributes: `Some(value)` for `key = "value"`,
+/// `None` for any other form (`key`, `key(...)`).
+fn serde_keys(attrs: &[syn::Attribute], key: &str) -> Vec<Option<String>> {
+    let mut found = Vec::new();
+    for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        let syn::Meta::List(list) = &attr.meta else {
+            continue;
+        };
+        let tokens: Vec<TokenTree> = list.tokens.clone().into_iter().collect();
+        for (i, tt) in tokens.iter().enumerate() {
+            let TokenTree::Ident(ident) = tt else {
+                continue;
+            };
+            if ident != key {
+                continue;
+            }
+            let value = match (tokens.get(i + 1), tokens.get(i + 2)) {
+                (Some(TokenTree::Punct(eq)), Some(TokenTree::Literal(lit)))
+                    if eq.as_char() == '=' =>
+                {
+                    syn::parse2::<LitStr>(TokenTree::Literal(lit.clone()).into())
+                        .ok()
+                        .map(|s| s.value())
+                }
+                _ => None,
+            };
+            found.push(value);
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -325,8 +426,8 @@ mod tests {
         assert_eq!(
             errors,
             [
-                "`max_attempts` expects an integer from 1 to 4294967295: write `max_attempts = 5`",
-                "`queue` expects a string literal: write `queue = \"mail\"`",
+                "`max_attempts` expects an integer from 1 to 4294967295, not a string: write `max_attempts = 5`",
+                "`queue` expects a string literal, not an integer: write `queue = \"mail\"`",
                 "`priority` expects an integer from -32768 to 32767: write `priority = 10`",
             ]
         );
@@ -374,6 +475,48 @@ mod tests {
         let (attr, errors) = args(quote!(nope = 1, queue = 1, unique_by = "x", queue = "a"));
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert_eq!(attr.queue.unwrap().value(), "a");
+    }
+
+    #[test]
+    fn serde_names_of_fields() {
+        let item: DeriveInput = syn::parse2(quote!(
+            #[derive(Serialize)]
+            struct J {
+                plain: i64,
+                #[serde(default, rename = "orderId")]
+                order_id: i64,
+                #[serde(rename(serialize = "a", deserialize = "b"))]
+                split: i64,
+                #[serde(flatten)]
+                rest: Extra,
+                r#type: String,
+            }
+        ))
+        .unwrap();
+        let names = serde_fields(&item);
+        assert!(!names.rename_all);
+        assert_eq!(names.get("plain"), Some(&SerdeName::Same));
+        assert_eq!(
+            names.get("order_id"),
+            Some(&SerdeName::Renamed("orderId".into()))
+        );
+        assert_eq!(
+            names.get("split"),
+            Some(&SerdeName::Unsupported("rename(...)".into()))
+        );
+        assert_eq!(
+            names.get("rest"),
+            Some(&SerdeName::Unsupported("flatten".into()))
+        );
+        assert_eq!(names.get("type"), Some(&SerdeName::Same));
+        let item: DeriveInput = syn::parse2(quote!(
+            #[serde(rename_all = "camelCase")]
+            struct K {
+                a: i64,
+            }
+        ))
+        .unwrap();
+        assert!(serde_fields(&item).rename_all);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub(crate) fn expand(workflow: &Workflow) -> TokenStream {
                 type Step = #p::OneStep;
                 fn run_step<'a>(
                     &'a self,
-                    _: Self::Step,
+                    _: #p::OneStep,
                     cx: &'a mut #p::StepContext<'_>,
                 ) -> #p::BoxFuture<'a, #p::StepResult> {
                     match 0usize {

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 )]
 #[derive(Serialize, Deserialize)]
 struct Charge {
+    #[serde(rename = "customerId")]
     customer_id: i64,
     invoice_id: i64,
     amount_cents: i64,
@@ -36,7 +37,8 @@ fn main() {
             queue: "billing",
             priority: -5,
             max_attempts: 3,
-            unique_by: UniqueBy::Fields(&["customer_id", "invoice_id"]),
+            // Fields are keyed by their serialised names.
+            unique_by: UniqueBy::Fields(&["customerId", "invoice_id"]),
             backoff: Backoff {
                 base: Duration::from_millis(250),
                 max: Duration::from_secs(60),

@@ -1,0 +1,6 @@
+use acidic_runtime::prelude::*;
+
+#[acidic_job(queue = "mail")]
+fn send_receipt() {}
+
+fn main() {}

@@ -1,0 +1,26 @@
+use acidic_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[acidic_job]
+#[derive(Serialize, Deserialize)]
+struct FulfillOrder {
+    order_id: i64,
+}
+
+steps!(FulfillOrder: process_order; send_emails);
+
+async fn yield_now() {}
+
+impl FulfillOrder {
+    async fn process_order(&self, _cx: &mut StepContext<'_>) -> StepResult {
+        let counter = std::rc::Rc::new(1);
+        yield_now().await;
+        let _ = counter;
+        Ok(Flow::Next)
+    }
+    async fn send_emails(&self, _cx: &mut StepContext<'_>) -> StepResult {
+        Ok(Flow::Next)
+    }
+}
+
+fn main() {}

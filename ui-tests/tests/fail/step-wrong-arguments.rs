@@ -1,0 +1,21 @@
+use acidic_runtime::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[acidic_job]
+#[derive(Serialize, Deserialize)]
+struct FulfillOrder {
+    order_id: i64,
+}
+
+steps!(FulfillOrder: process_order; send_emails);
+
+impl FulfillOrder {
+    async fn process_order(&self, _cx: &mut StepContext<'_>) -> StepResult {
+        Ok(Flow::Next)
+    }
+    async fn send_emails(&self) -> StepResult {
+        Ok(Flow::Next)
+    }
+}
+
+fn main() {}

@@ -89,10 +89,16 @@ fn options(attr: &JobAttr, serde: &SerdeFields) -> TokenStream {
             let d = millis(m.value);
             quote!(max: #d,)
         });
-        fields.push(quote!(backoff: #p::Backoff { #base #max ..#p::Backoff::DEFAULT },));
+        // `..DEFAULT` only where a field is left out (clippy's `needless_update` otherwise).
+        let rest = (base.is_none() || max.is_none()).then(|| quote!(..#p::Backoff::DEFAULT));
+        fields.push(quote!(backoff: #p::Backoff { #base #max #rest },));
     }
+    /// queue, priority, max_attempts, unique_by, backoff.
+    const ALL_FIELDS: usize = 5;
     if fields.is_empty() {
         quote!(#p::JobOptions::DEFAULT)
+    } else if fields.len() == ALL_FIELDS {
+        quote!(#p::JobOptions { #(#fields)* })
     } else {
         quote!(#p::JobOptions { #(#fields)* ..#p::JobOptions::DEFAULT })
     }

@@ -83,7 +83,7 @@ impl Runtime {
     }
 
     /// Uses an existing SQLite pool. The runtime relies on WAL mode and a busy timeout; see
-    /// [`Runtime::sqlite_options`] for connect options that set them.
+    /// [`Runtime::sqlite_pool`] for a pool that sets them.
     pub fn from_sqlite_pool(pool: SqlitePool) -> Runtime {
         Self::from_store(Store::Sqlite(pool))
     }

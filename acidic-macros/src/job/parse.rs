@@ -19,15 +19,9 @@ pub(crate) fn parse_args(args: TokenStream, cx: &mut Ctxt) -> JobAttr {
     let mut attr = JobAttr::default();
     let parser = |input: ParseStream<'_>| -> syn::Result<()> {
         while !input.is_empty() {
+            // Stops at the next top-level comma or at the end, whatever the option held.
             parse_option(input, &mut attr, cx);
-            if input.is_empty() {
-                break;
-            }
-            if let Err(e) = input.parse::<Token![,]>() {
-                cx.syn_error(e);
-                skip_until(input, |i| i.peek(Token![,]));
-                let _ = input.parse::<Option<Token![,]>>();
-            }
+            input.parse::<Option<Token![,]>>()?;
         }
         Ok(())
     };

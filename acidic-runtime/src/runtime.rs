@@ -134,22 +134,7 @@ impl Runtime {
         options: EnqueueOptions,
     ) -> Result<Enqueued> {
         let run = new_run(job, &options)?;
-        let out = match &self.inner.store {
-            Store::Postgres(p) => {
-                let mut c = p
-                    .acquire()
-                    .await
-                    .map_err(Error::db("acquiring a connection"))?;
-                store::enqueue(Db::Postgres(&mut c), &run).await?
-            }
-            Store::Sqlite(p) => {
-                let mut c = p
-                    .acquire()
-                    .await
-                    .map_err(Error::db("acquiring a connection"))?;
-                store::enqueue(Db::Sqlite(&mut c), &run).await?
-            }
-        };
+        let out = store::enqueue(self.inner.store.acquire().await?.db(), &run).await?;
         self.inner.wake.notify_waiters();
         Ok(out)
     }
@@ -182,29 +167,8 @@ impl Runtime {
 
     /// Enqueues many runs of one job type in one statement. The result is in input order.
     pub async fn enqueue_many<J: Workflow>(&self, jobs: &[J]) -> Result<Vec<Enqueued>> {
-        let options = EnqueueOptions::new();
-        let runs = jobs
-            .iter()
-            .map(|j| new_run(j, &options))
-            .collect::<Result<Vec<_>>>()?;
-        let out = match &self.inner.store {
-            Store::Postgres(p) => {
-                let mut c = p
-                    .acquire()
-                    .await
-                    .map_err(Error::db("acquiring a connection"))?;
-                store::enqueue_many(Db::Postgres(&mut c), &runs).await?
-            }
-            Store::Sqlite(p) => {
-                let mut c = p
-                    .acquire()
-                    .await
-                    .map_err(Error::db("acquiring a connection"))?;
-                store::enqueue_many(Db::Sqlite(&mut c), &runs).await?
-            }
-        };
-        self.inner.wake.notify_waiters();
-        Ok(out)
+        let mut conn = self.inner.store.acquire().await?;
+        self.enqueue_many_in(conn.db(), jobs).await
     }
 
     /// [`enqueue_many`](Self::enqueue_many) inside the caller's own transaction.

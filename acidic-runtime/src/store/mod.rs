@@ -121,6 +121,21 @@ impl<'c> From<&'c mut Transaction<'_, Sqlite>> for Db<'c> {
     }
 }
 
+/// A connection of the runtime's own pool.
+pub(crate) enum Conn {
+    Postgres(sqlx::pool::PoolConnection<Postgres>),
+    Sqlite(sqlx::pool::PoolConnection<Sqlite>),
+}
+
+impl Conn {
+    pub(crate) fn db(&mut self) -> Db<'_> {
+        match self {
+            Conn::Postgres(c) => Db::Postgres(c),
+            Conn::Sqlite(c) => Db::Sqlite(c),
+        }
+    }
+}
+
 /// An open write transaction of the runtime's own pool.
 pub(crate) enum Tx {
     Postgres(Transaction<'static, Postgres>),
@@ -297,6 +312,15 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// A connection from the pool, for statements outside a transaction.
+    pub(crate) async fn acquire(&self) -> Result<Conn> {
+        match self {
+            Store::Postgres(p) => p.acquire().await.map(Conn::Postgres),
+            Store::Sqlite(p) => p.acquire().await.map(Conn::Sqlite),
+        }
+        .map_err(Error::db("acquiring a connection"))
     }
 
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite: take the write lock first).

@@ -174,7 +174,7 @@ impl Worker {
     /// step and is handed back at its next step), then interrupts what is left and releases its
     /// leases.
     pub async fn shutdown(mut self, grace: Duration) -> Result<ShutdownReport> {
-        let _ = self.stop.send(Some(Instant::now() + grace));
+        self.begin_shutdown(grace);
         for t in self.queue_tasks.drain(..) {
             let _ = t.await;
         }
@@ -189,6 +189,21 @@ impl Worker {
             .await?;
         tracing::info!(worker = %self.shared.worker_id, released, "acidic worker stopped");
         Ok(ShutdownReport { released })
+    }
+
+    /// Starts a graceful shutdown without waiting for it: from now on no run is claimed and
+    /// every run stops after its current step. A second call keeps the first deadline.
+    /// [`shutdown`](Self::shutdown) waits for it to complete.
+    pub fn begin_shutdown(&self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        self.stop.send_if_modified(|d| {
+            if d.is_none() {
+                *d = Some(deadline);
+                true
+            } else {
+                false
+            }
+        });
     }
 
     /// Stops every task at once without touching the database, as if the process died.
@@ -433,6 +448,25 @@ async fn run_workflow<W: Workflow>(shared: &Shared, run: &Claimed) {
     };
     let mut attempt = u32::try_from(run.attempt.max(1)).unwrap_or(1);
     let mut iteration = u32::try_from(run.iteration.max(0)).unwrap_or(0);
+    if shared.stopping() {
+        // Claimed as shutdown began: hand it back unstarted, without counting the attempt.
+        let t = Transition {
+            state: RunState::Available,
+            step: point.name(),
+            iteration: run.iteration,
+            attempt: run.attempt - 1,
+            delay_ms: 0,
+            lease_ms: shared.lease_ms,
+            outcome: "released",
+            journal_attempt: run.attempt,
+            duration_ms: 0,
+            error: None,
+        };
+        if let Err(e) = commit_step(store, None, lease, point.name(), &t).await {
+            tracing::warn!(error = %e, "could not hand back a run claimed during shutdown");
+        }
+        return;
+    }
     loop {
         let step = point.name();
         let started = Instant::now();

@@ -954,13 +954,13 @@ async fn graceful_shutdown_hands_the_run_back_at_its_next_step(db: TestDb) {
     let run = db.rt.enqueue(&job).await.unwrap().run_id;
     gate(&gate_name).entered.notified().await;
     // Shut down while credit is in flight; it finishes within the grace period.
-    let shutdown = tokio::spawn(w.shutdown(Duration::from_secs(20)));
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    w.begin_shutdown(Duration::from_secs(20));
     open_gate(&gate_name);
-    let report = shutdown.await.unwrap().unwrap();
+    let report = w.shutdown(Duration::from_secs(20)).await.unwrap();
     assert_eq!(report.released, 0);
     let info = db.rt.run(run).await.unwrap().unwrap();
-    assert_eq!(info.state, RunState::Available, "{info:?}");
+    let journal = db.rt.journal(run).await.unwrap();
+    assert_eq!(info.state, RunState::Available, "{info:?} {journal:?}");
     assert_eq!(info.step, "record");
     assert_eq!(info.lease_owner, None);
     assert_eq!(effects(&db, run).await, ["credit", "debit"]);

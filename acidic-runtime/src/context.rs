@@ -187,20 +187,18 @@ impl<'r> StepContext<'r> {
     }
 
     async fn tx(&mut self) -> Result<&mut Tx> {
-        if self.tx.is_none() {
-            let mut tx = self.store.begin_write().await?;
-            if let Err(e) = store::guard(tx.db(), self.lease, self.step, self.lease_ms).await {
-                let _ = tx.rollback().await;
-                return Err(e);
+        let tx = match self.tx.take() {
+            Some(tx) => tx,
+            None => {
+                let mut tx = self.store.begin_write().await?;
+                if let Err(e) = store::guard(tx.db(), self.lease, self.step, self.lease_ms).await {
+                    let _ = tx.rollback().await;
+                    return Err(e);
+                }
+                tx
             }
-            self.tx = Some(tx);
-        }
-        match &mut self.tx {
-            Some(tx) => Ok(tx),
-            None => Err(Error::LeaseLost {
-                run_id: self.lease.run_id,
-            }),
-        }
+        };
+        Ok(self.tx.insert(tx))
     }
 
     pub(crate) fn take_tx(&mut self) -> Option<Tx> {

@@ -30,6 +30,9 @@ pub(crate) struct Q {
     pub transition: &'static str,
     pub heartbeat: &'static str,
     pub rescue: &'static str,
+    /// Rows `rescue` changes per rescued run (its journal insert, plus its update when that is a
+    /// separate statement).
+    pub rescue_rows_per_run: u64,
     pub release_owned: &'static str,
     pub cancel: &'static str,
     pub retry: &'static str,
@@ -387,7 +390,7 @@ impl Store {
     pub(crate) async fn rescue(&self, limit: i64) -> Result<u64> {
         let now = self.now().await?;
         let mut tx = self.begin_write().await?;
-        let (changed, statements) = on_db!(tx.db(), |c, q, _m| {
+        let (changed, per_run) = on_db!(tx.db(), |c, q, _m| {
             let n = sqlx::query(q.rescue)
                 .bind(limit)
                 .bind(now)
@@ -395,10 +398,10 @@ impl Store {
                 .await
                 .map_err(Error::db("rescuing expired leases"))?
                 .rows_affected();
-            (n, q.rescue.matches(';').count() as u64 + 1)
+            (n, q.rescue_rows_per_run)
         });
         tx.commit().await?;
-        Ok(changed / statements)
+        Ok(changed / per_run)
     }
 
     /// Gives back every run `worker` still holds (after an abandoned shutdown), without
@@ -525,14 +528,10 @@ impl Store {
 
     pub(crate) async fn counts(&self) -> Result<Vec<StateCount>> {
         let rows: Vec<(String, String, i64)> = on_pool!(self, |p, _q| {
-            sqlx::query(COUNTS)
+            sqlx::query_as(COUNTS)
                 .fetch_all(p)
                 .await
                 .map_err(Error::db("counting runs"))?
-                .iter()
-                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(Error::db("decoding run counts"))?
         });
         rows.into_iter()
             .map(|(queue, state, count)| {

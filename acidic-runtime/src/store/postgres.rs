@@ -1,6 +1,6 @@
 //! The PostgreSQL dialect: row locks, `FOR UPDATE SKIP LOCKED` claiming, LISTEN/NOTIFY.
 
-use sqlx::{PgConnection, Row};
+use sqlx::PgConnection;
 
 use super::{NewRun, Q};
 use crate::error::{Error, Result};
@@ -112,6 +112,7 @@ pub(super) const SQL: Q = Q {
         now!(),
         " FROM r"
     ),
+    rescue_rows_per_run: 1,
     release_owned: concat!(
         "UPDATE acidic_runs SET state = 'available', attempt = GREATEST(attempt - 1, 0),
             lease_owner = NULL, lease_expires_at = NULL, scheduled_at = ",
@@ -177,7 +178,7 @@ pub(super) async fn insert_many(
         ats.push(r.at_ms);
         delays.push(r.delay_ms);
     }
-    let rows = sqlx::query(concat!(
+    sqlx::query_as(concat!(
         "INSERT INTO acidic_runs (kind, args, unique_key, queue, priority, state, step, max_attempts,
             scheduled_at, created_at, updated_at)
          SELECT k, a, u, q, p, 'available', s, m, COALESCE(t, ",
@@ -204,11 +205,7 @@ pub(super) async fn insert_many(
     .bind(&delays)
     .fetch_all(&mut *conn)
     .await
-    .map_err(Error::db("enqueuing runs in bulk"))?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Error::db("reading bulk enqueue results"))
+    .map_err(Error::db("enqueuing runs in bulk"))
 }
 
 /// The ids of the runs holding these unique keys.
@@ -216,15 +213,11 @@ pub(super) async fn ids_by_unique_keys(
     conn: &mut PgConnection,
     keys: &[&str],
 ) -> Result<Vec<(i64, String)>> {
-    let rows = sqlx::query("SELECT id, unique_key FROM acidic_runs WHERE unique_key = ANY($1)")
+    sqlx::query_as("SELECT id, unique_key FROM acidic_runs WHERE unique_key = ANY($1)")
         .bind(keys)
         .fetch_all(&mut *conn)
         .await
-        .map_err(Error::db("looking up existing unique runs"))?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Error::db("reading existing unique runs"))
+        .map_err(Error::db("looking up existing unique runs"))
 }
 
 /// Serialises concurrent `migrate()` calls across processes.

@@ -3,7 +3,7 @@
 //! SQLite has no data-modifying CTEs, so statements that PostgreSQL does in one CTE are two
 //! statements sent together; the second runs only when the first changed a row (`changes()`).
 
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
 use super::{NewRun, Q};
 use crate::error::{Error, Result};
@@ -115,6 +115,7 @@ pub(super) const SQL: Q = Q {
          WHERE id IN (SELECT id FROM acidic_runs WHERE state = 'running' AND lease_expires_at < $2
                       ORDER BY lease_expires_at LIMIT $1)"
     ),
+    rescue_rows_per_run: 2,
     release_owned: concat!(
         "UPDATE acidic_runs SET state = 'available', attempt = MAX(attempt - 1, 0),
             lease_owner = NULL, lease_expires_at = NULL, scheduled_at = ",
@@ -171,7 +172,7 @@ pub(super) async fn insert_many(
         })
         .collect();
     let payload = serde_json::Value::Array(rows).to_string();
-    let rows = sqlx::query(concat!(
+    sqlx::query_as(concat!(
         "INSERT INTO acidic_runs (kind, args, unique_key, queue, priority, state, step, max_attempts,
             scheduled_at, created_at, updated_at)
          SELECT json_extract(value, '$.k'), json_extract(value, '$.a'), json_extract(value, '$.u'),
@@ -191,11 +192,7 @@ pub(super) async fn insert_many(
     .bind(payload)
     .fetch_all(&mut *conn)
     .await
-    .map_err(Error::db("enqueuing runs in bulk"))?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Error::db("reading bulk enqueue results"))
+    .map_err(Error::db("enqueuing runs in bulk"))
 }
 
 /// The ids of the runs holding these unique keys.
@@ -208,18 +205,14 @@ pub(super) async fn ids_by_unique_keys(
         what: "unique keys".into(),
         source,
     })?;
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT id, unique_key FROM acidic_runs
          WHERE unique_key IN (SELECT value FROM json_each($1))",
     )
     .bind(payload)
     .fetch_all(&mut *conn)
     .await
-    .map_err(Error::db("looking up existing unique runs"))?;
-    rows.iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-        .collect::<Result<_, sqlx::Error>>()
-        .map_err(Error::db("reading existing unique runs"))
+    .map_err(Error::db("looking up existing unique runs"))
 }
 
 /// SQLite has one writer: `BEGIN IMMEDIATE` already serialises migrations.

@@ -57,6 +57,18 @@ pub enum Error {
         /// The job kind.
         kind: &'static str,
     },
+    /// A job's serialised arguments exceed the size limit (they would bloat every claim).
+    #[error(
+        "arguments of {kind} are {bytes} bytes, over the limit of {limit} bytes; store large data elsewhere and pass a reference"
+    )]
+    PayloadTooLarge {
+        /// The job kind.
+        kind: &'static str,
+        /// The size of the serialised arguments.
+        bytes: usize,
+        /// The limit ([`MAX_ARGS_BYTES`](crate::run::MAX_ARGS_BYTES)).
+        limit: usize,
+    },
     /// The database URL is neither `postgres://` nor `sqlite:`.
     #[error("unsupported database url `{0}`: expected postgres://... or sqlite:...")]
     UnsupportedUrl(String),

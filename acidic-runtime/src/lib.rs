@@ -63,7 +63,8 @@ pub use context::StepContext;
 pub use error::{Error, Result};
 pub use job::{Backoff, Job, JobOptions, UniqueBy};
 pub use run::{
-    EnqueueOptions, Enqueued, JournalEntry, Millis, RunId, RunInfo, RunState, StateCount,
+    EnqueueOptions, Enqueued, JournalEntry, MAX_ARGS_BYTES, Millis, RunId, RunInfo, RunState,
+    StateCount,
 };
 pub use runtime::Runtime;
 pub use store::Db;

@@ -94,6 +94,10 @@ pub(crate) fn duration_ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The largest serialised arguments a run may have (16 MiB). Larger enqueues fail with
+/// [`Error::PayloadTooLarge`] and store nothing.
+pub const MAX_ARGS_BYTES: usize = 16 * 1024 * 1024;
+
 /// The outcome of an enqueue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Enqueued {

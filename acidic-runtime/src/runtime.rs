@@ -8,8 +8,8 @@ use tokio::sync::Notify;
 
 use crate::error::{Error, Result};
 use crate::run::{
-    EnqueueOptions, Enqueued, JournalEntry, RunId, RunInfo, StateCount, duration_ms,
-    system_time_to_ms,
+    EnqueueOptions, Enqueued, JournalEntry, MAX_ARGS_BYTES, RunId, RunInfo, StateCount,
+    duration_ms, system_time_to_ms,
 };
 use crate::store::{self, Db, NewRun, Store};
 use crate::unique::unique_key;
@@ -43,10 +43,18 @@ pub(crate) fn new_run<J: Workflow>(job: &J, options: &EnqueueOptions) -> Result<
         what: format!("arguments of {}", J::KIND),
         source,
     })?;
+    let args = value.to_string();
+    if args.len() > MAX_ARGS_BYTES {
+        return Err(Error::PayloadTooLarge {
+            kind: J::KIND,
+            bytes: args.len(),
+            limit: MAX_ARGS_BYTES,
+        });
+    }
     let unique_key = unique_key(J::KIND, J::OPTIONS.unique_by, &value)?;
     Ok(NewRun {
         kind: J::KIND,
-        args: value.to_string(),
+        args,
         unique_key,
         queue: options
             .queue

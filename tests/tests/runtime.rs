@@ -35,6 +35,7 @@ both!(
     graceful_shutdown_hands_the_run_back_at_its_next_step,
     step_panic_is_a_failed_attempt,
     purge_deletes_finished_runs_in_batches,
+    oversized_arguments_are_refused_and_store_nothing,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1022,4 +1023,31 @@ async fn purge_deletes_finished_runs_in_batches(db: TestDb) {
     assert!(db.rt.run(runs[0].run_id).await.unwrap().is_none());
     assert!(db.rt.journal(runs[0].run_id).await.unwrap().is_empty());
     assert!(db.rt.run(pending).await.unwrap().is_some());
+}
+
+async fn oversized_arguments_are_refused_and_store_nothing(db: TestDb) {
+    let big = Transfer::new(&"x".repeat(acidic_runtime::MAX_ARGS_BYTES));
+    let err = db.rt.enqueue(&big).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::PayloadTooLarge {
+                kind: "test.transfer",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("over the limit"), "{err}");
+    let err = db
+        .rt
+        .enqueue_many(&[Transfer::new("ok"), big])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::PayloadTooLarge { .. }), "{err}");
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM acidic_runs WHERE $1 = 1", 1)
+            .await,
+        0
+    );
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL from the machine's binaries and prints its URL on stdout.
-# Usage: scripts/pg-throwaway.sh start DIR PORT | stop DIR
+# Usage: scripts/pg-throwaway.sh start DIR PORT | restart DIR | stop DIR
 # PostgreSQL refuses to run as root: as root, the server runs as the `postgres` user (created if
 # missing). Fails loudly when no server binaries are found or the server does not start.
 set -euo pipefail
@@ -41,10 +41,15 @@ case "$cmd" in
       start >"$dir/pg_ctl.log" 2>&1 || { cat "$dir/pg_ctl.log" "$dir/server.log" >&2; exit 1; }
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;
+  restart)
+    # A fast shutdown and start, as an operator or a failover would do it.
+    as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 60 restart >>"$dir/pg_ctl.log" 2>&1 \
+      || { cat "$dir/pg_ctl.log" >&2; exit 1; }
+    ;;
   stop)
     if [ -d "$dir/data" ]; then
       as_pg "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
     fi
     ;;
-  *) echo "usage: $0 start DIR PORT | stop DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start DIR PORT | restart DIR | stop DIR" >&2; exit 2 ;;
 esac

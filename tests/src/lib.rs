@@ -287,3 +287,5 @@ macro_rules! both {
         }
     };
 }
+
+pub mod torture;

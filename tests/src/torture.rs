@@ -53,7 +53,7 @@ async fn jitter(cx: &StepContext<'_>, salt: u64, max_ms: u64) {
 /// Fails about one attempt in eight, after the step's writes (which must then roll back); never
 /// after attempt 3, so that every workflow can finish.
 fn injected_failure(cx: &StepContext<'_>) -> StepResult {
-    if cx.attempt() <= 3 && roll(cx, 99) % 8 == 0 {
+    if cx.attempt() <= 3 && roll(cx, 99).is_multiple_of(8) {
         return Err(format!("injected failure in {} attempt {}", cx.step(), cx.attempt()).into());
     }
     Ok(Flow::Next)
@@ -143,6 +143,46 @@ impl Perform for Dedup {
             self.key
         );
         injected_failure(cx)
+    }
+}
+
+/// An iteration: one step that repeats, with its cursor in the run's context. Iterations are
+/// slow (up to 80 ms each) so that a worker frozen past its lease wakes up while its successor
+/// is still in the same step: only the lease token then stops the stale worker from writing an
+/// item twice.
+#[acidic_job(
+    kind = "torture.batch",
+    queue = "torture",
+    max_attempts = 12,
+    backoff_base_ms = 20
+)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Batch {
+    /// How many items to process.
+    pub items: i64,
+}
+
+steps!(Batch: process);
+
+impl Batch {
+    async fn process(&self, cx: &mut StepContext<'_>) -> StepResult {
+        let cursor: i64 = cx.get("cursor").await?.unwrap_or(0);
+        if cursor >= self.items {
+            return Ok(Flow::Next);
+        }
+        // The slow part of an iteration (a foreign call for this item), outside the transaction.
+        jitter(cx, 5, 80).await;
+        let run = cx.run_id().0;
+        exec!(
+            cx,
+            "INSERT INTO batch_items (run_id, item) VALUES ($1, $2)",
+            run,
+            cursor
+        );
+        cx.set("cursor", &(cursor + 1)).await?;
+        jitter(cx, 6, 4).await;
+        injected_failure(cx)?;
+        Ok(Flow::Repeat)
     }
 }
 
@@ -274,6 +314,7 @@ pub const SCHEMA: &str = "
                          delta BIGINT NOT NULL);
     CREATE TABLE transfers (run_id BIGINT NOT NULL);
     CREATE TABLE dedup_effects (run_id BIGINT NOT NULL, dedup_key BIGINT NOT NULL);
+    CREATE TABLE batch_items (run_id BIGINT NOT NULL, item BIGINT NOT NULL);
 ";
 
 /// Starts a worker on `target` that runs until the process is killed.
@@ -284,6 +325,7 @@ pub async fn run_worker(target: &Target, id: &str) -> Result<std::convert::Infal
         .worker()
         .register::<TortureTransfer>()
         .register::<Dedup>()
+        .register::<Batch>()
         .queue(QUEUE, 8)
         .id(id)
         .lease(Duration::from_secs(2))

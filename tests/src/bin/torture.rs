@@ -14,10 +14,13 @@ use std::time::{Duration, Instant};
 
 use acidic_runtime::prelude::*;
 use acidic_runtime::{Error, RunState};
-use acidic_tests::torture::{ACCOUNTS, Dedup, OPENING, SCHEMA, Target, TortureTransfer};
+use acidic_tests::torture::{ACCOUNTS, Batch, Dedup, OPENING, SCHEMA, Target, TortureTransfer};
 use serde::{Deserialize, Serialize};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Items of each iterating workflow.
+const BATCH_ITEMS: i64 = 30;
 
 /// A job whose arguments are too large: enqueuing it must fail cleanly.
 #[acidic_job(kind = "torture.big", queue = "torture")]
@@ -137,6 +140,18 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Sends a signal to a worker process.
+fn signal(sig: &str, pid: &str) -> Result<(), BoxError> {
+    let status = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid)
+        .status()?;
+    if !status.success() {
+        return Err(format!("kill -{sig} {pid} failed").into());
+    }
+    Ok(())
 }
 
 /// Retries an enqueue through a database restart (up to 10 s).
@@ -289,10 +304,15 @@ async fn run() -> Result<bool, BoxError> {
         tokio::spawn(async move {
             let mut created = 0usize;
             let mut dedup_new = 0usize;
+            let mut batches_created = 0usize;
             let mut tick = tokio::time::interval(pace);
             for (i, chunk) in transfers.chunks(CHUNK).enumerate() {
                 tick.tick().await;
                 created += retry(|| rt.enqueue_many(chunk)).await?.len();
+                if i % 2 == 0 {
+                    let batches = [Batch { items: BATCH_ITEMS }, Batch { items: BATCH_ITEMS }];
+                    batches_created += retry(|| rt.enqueue_many(&batches)).await?.len();
+                }
                 let keys: Vec<Dedup> = (0..dedup_keys)
                     .filter(|k| (*k as usize) % chunks == i)
                     .map(|key| Dedup { key })
@@ -311,7 +331,7 @@ async fn run() -> Result<bool, BoxError> {
                     .filter(|e| !e.duplicate)
                     .count();
             }
-            Ok::<_, acidic_runtime::Error>((created, dedup_new))
+            Ok::<_, acidic_runtime::Error>((created, dedup_new, batches_created))
         })
     };
 
@@ -320,13 +340,27 @@ async fn run() -> Result<bool, BoxError> {
     let restart_at = Instant::now() + Duration::from_secs(args.kill_secs / 2);
     let mut restarted = args.pg_restart.is_none();
     let mut kills = 0usize;
+    let mut stalls = 0usize;
     while Instant::now() < kill_until {
         tokio::time::sleep(Duration::from_millis(200 + rng.below(301))).await;
         let i = rng.below(workers.children.len() as u64) as usize;
-        workers.children[i].kill()?;
-        workers.children[i].wait()?;
-        kills += 1;
-        workers.children[i] = workers.spawn()?;
+        if rng.below(5) == 0 {
+            // A stall instead of a kill: the worker freezes past its lease (2 s) while others
+            // rescue its runs, then wakes up and tries to commit what it was doing.
+            stalls += 1;
+            let pid = workers.children[i].id().to_string();
+            let freeze = Duration::from_millis(2500 + rng.below(1000));
+            signal("STOP", &pid)?;
+            tokio::spawn(async move {
+                tokio::time::sleep(freeze).await;
+                let _ = signal("CONT", &pid);
+            });
+        } else {
+            workers.children[i].kill()?;
+            workers.children[i].wait()?;
+            kills += 1;
+            workers.children[i] = workers.spawn()?;
+        }
         if !restarted && Instant::now() >= restart_at {
             restarted = true;
             let cmd = args.pg_restart.as_deref().unwrap_or_default();
@@ -341,7 +375,7 @@ async fn run() -> Result<bool, BoxError> {
             }
         }
     }
-    let (created, dedup_created) = enqueuer.await??;
+    let (created, dedup_created, batches) = enqueuer.await??;
     println!(
         "kill phase over after {} s: {kills} workers killed with SIGKILL; {created} workflows enqueued",
         began.elapsed().as_secs()
@@ -404,8 +438,10 @@ async fn run() -> Result<bool, BoxError> {
     );
     check(
         "duplicate ledger rows (a step applied twice)",
-        pool.ints("SELECT run_id FROM ledger GROUP BY run_id, step HAVING COUNT(*) > 1")
-            .await?,
+        pool.ints(
+            "SELECT run_id FROM ledger GROUP BY run_id HAVING COUNT(*) > COUNT(DISTINCT step)",
+        )
+        .await?,
     );
     check(
         "duplicate transfer records",
@@ -467,6 +503,21 @@ async fn run() -> Result<bool, BoxError> {
         )
         .await?,
     );
+    check(
+        "batch items written twice (an iteration committed twice)",
+        pool.ints(
+            "SELECT run_id FROM batch_items GROUP BY run_id HAVING COUNT(*) > COUNT(DISTINCT item)",
+        )
+        .await?,
+    );
+    check(
+        "succeeded batches without exactly one row per item",
+        pool.ints(
+            "SELECT r.id FROM acidic_runs r WHERE r.kind = 'torture.batch' AND r.state = 'succeeded'
+               AND (SELECT COUNT(DISTINCT b.item) FROM batch_items b WHERE b.run_id = r.id) <> 30",
+        )
+        .await?,
+    );
     let mut bad_wrong = Vec::new();
     for (id, expected) in &bad {
         let info = rt.run(*id).await?.ok_or("a bad-input run vanished")?;
@@ -492,7 +543,7 @@ async fn run() -> Result<bool, BoxError> {
         .await?;
     let ledger = pool.int("SELECT COUNT(*) FROM ledger").await?;
     println!(
-        "counts: {created} workflows + {dedup_keys} dedup keys (enqueued 3x each); {succeeded} runs succeeded; \
+        "counts: {created} transfers + {batches} batches of {BATCH_ITEMS} iterations + {dedup_keys} dedup keys (enqueued 3x each); {stalls} stalls; {succeeded} runs succeeded; \
          {ledger} ledger rows; {kills} kills; {rescued} leases rescued; {errored} failed attempts retried; \
          3 bad-input runs failed; total balance {total}; {} s",
         began.elapsed().as_secs()

@@ -144,9 +144,11 @@ async fn main() -> ExitCode {
 
 /// Sends a signal to a worker process.
 fn signal(sig: &str, pid: &str) -> Result<(), BoxError> {
+    // A frozen worker may have been killed meanwhile: its SIGCONT then finds no process.
     let status = Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid)
+        .stderr(Stdio::null())
         .status()?;
     if !status.success() {
         return Err(format!("kill -{sig} {pid} failed").into());

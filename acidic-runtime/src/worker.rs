@@ -2,7 +2,7 @@
 //! runs, and shut down gracefully.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
@@ -12,7 +12,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
@@ -44,6 +44,7 @@ pub struct WorkerBuilder {
     heartbeat: Duration,
     poll: Duration,
     rescue: Duration,
+    prefetch: Option<usize>,
     id: Option<String>,
 }
 
@@ -57,6 +58,7 @@ impl WorkerBuilder {
             heartbeat: Duration::from_secs(10),
             poll: Duration::from_secs(1),
             rescue: Duration::from_secs(5),
+            prefetch: None,
             id: None,
         }
     }
@@ -99,6 +101,14 @@ impl WorkerBuilder {
         self
     }
 
+    /// How many runs each queue may claim ahead of a free slot, so that claims of short jobs are
+    /// batched (default 0: claim only for free slots). Runs claimed ahead wait leased to this
+    /// worker while other workers may be idle, so use it for short jobs only, e.g. `prefetch(64)`.
+    pub fn prefetch(mut self, runs: usize) -> Self {
+        self.prefetch = Some(runs);
+        self
+    }
+
     /// Names this worker in leases (default: a random name with the process id).
     pub fn id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
@@ -115,7 +125,9 @@ impl WorkerBuilder {
             )
         });
         let (stop_tx, stop_rx) = watch::channel(None);
+        let (advances, committer) = GroupCommit::new(self.rt.store().clone());
         let shared = Arc::new(Shared {
+            advances,
             rt: self.rt,
             registry: self.registry,
             worker_id: id,
@@ -124,14 +136,17 @@ impl WorkerBuilder {
         });
         let mut queue_tasks = Vec::new();
         for (queue, concurrency) in self.queues {
+            let prefetch = self.prefetch.unwrap_or(0);
             queue_tasks.push(tokio::spawn(queue_loop(
                 shared.clone(),
                 queue,
                 concurrency,
+                prefetch,
                 self.poll,
             )));
         }
         let background = vec![
+            tokio::spawn(committer),
             tokio::spawn(every(shared.clone(), self.heartbeat, heartbeat)),
             tokio::spawn(every(shared.clone(), self.rescue, rescue)),
             tokio::spawn(listen(shared.clone())),
@@ -227,6 +242,7 @@ impl Drop for Worker {
 
 struct Shared {
     rt: Runtime,
+    advances: GroupCommit,
     registry: HashMap<&'static str, Arc<dyn Handler>>,
     worker_id: String,
     lease_ms: i64,
@@ -240,57 +256,82 @@ impl Shared {
     }
 }
 
-async fn queue_loop(shared: Arc<Shared>, queue: String, concurrency: usize, poll: Duration) {
+async fn queue_loop(
+    shared: Arc<Shared>,
+    queue: String,
+    concurrency: usize,
+    prefetch: usize,
+    poll: Duration,
+) {
     let slots = Arc::new(Semaphore::new(concurrency));
     let mut tasks: JoinSet<()> = JoinSet::new();
+    // Runs claimed ahead of a free slot, so that claims stay batched; they are leased (and
+    // heartbeated) like running ones, and handed back at shutdown.
+    let mut buffer: VecDeque<Claimed> = VecDeque::new();
+    let capacity = concurrency + prefetch;
     let mut stop = shared.stop.clone();
     let mut failures = 0u32;
+    let start = |tasks: &mut JoinSet<()>, run: Claimed, slot: OwnedSemaphorePermit| {
+        let shared = shared.clone();
+        let queue = queue.clone();
+        tasks.spawn(async move { execute(&shared, &queue, run, slot).await });
+    };
     while !shared.stopping() {
         while let Some(done) = tasks.try_join_next() {
             log_task_end(done);
         }
-        let first = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = stop.changed() => continue,
-        };
-        let mut permits = vec![first];
-        while let Ok(p) = slots.clone().try_acquire_owned() {
-            permits.push(p);
+        while !buffer.is_empty() {
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            if let Some(run) = buffer.pop_front() {
+                start(&mut tasks, run, slot);
+            }
         }
+        let held = concurrency - slots.available_permits() + buffer.len();
+        let room = capacity.saturating_sub(held);
         let wake = shared.rt.inner.wake.notified();
         tokio::pin!(wake);
         wake.as_mut().enable();
-        let claimed = match shared
-            .rt
-            .store()
-            .claim(&queue, permits.len(), &shared.worker_id, shared.lease_ms)
-            .await
-        {
-            Ok(c) => {
-                failures = 0;
-                c
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
-                tracing::warn!(%queue, error = %e, ?pause, "claiming failed; retrying");
-                drop(permits);
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {},
-                    _ = stop.changed() => {},
+        let mut idle = false;
+        if room > 0 && buffer.len() <= prefetch / 2 {
+            match shared
+                .rt
+                .store()
+                .claim(&queue, room, &shared.worker_id, shared.lease_ms)
+                .await
+            {
+                Ok(runs) => {
+                    failures = 0;
+                    idle = runs.len() < room;
+                    buffer.extend(runs);
+                    if !idle {
+                        continue;
+                    }
                 }
-                continue;
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    tracing::warn!(%queue, error = %e, ?pause, "claiming failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {},
+                        _ = stop.changed() => {},
+                    }
+                    continue;
+                }
             }
-        };
-        let full = claimed.len() == permits.len();
-        for run in claimed {
-            let Some(permit) = permits.pop() else { break };
-            let shared = shared.clone();
-            let queue = queue.clone();
-            tasks.spawn(async move { execute(&shared, &queue, run, permit).await });
         }
-        drop(permits);
-        if !full {
+        if !buffer.is_empty() || held >= capacity {
+            // Busy: wait for a slot to free up.
+            let slot = tokio::select! {
+                p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+                _ = stop.changed() => continue,
+            };
+            match buffer.pop_front() {
+                Some(run) => start(&mut tasks, run, slot),
+                None => drop(slot),
+            }
+        } else if idle {
             tokio::select! {
                 _ = &mut wake => {},
                 _ = tokio::time::sleep(poll) => {},
@@ -511,7 +552,13 @@ async fn run_workflow<W: Workflow>(shared: &Shared, run: &Claimed) {
                     duration_ms: elapsed,
                     error: None,
                 };
-                match commit_step(store, tx, lease, step, &t).await {
+                // A step that never touched the database has nothing of its own to commit:
+                // its advance joins other runs' advances in one transaction (group commit).
+                let committed = match tx {
+                    Some(tx) => commit_step(store, Some(tx), lease, step, &t).await,
+                    None => shared.advances.commit(lease, step, t).await,
+                };
+                match committed {
                     Ok(()) => {
                         span.in_scope(|| tracing::debug!(outcome = p.outcome, "step committed"));
                         if !p.go_on {
@@ -582,6 +629,109 @@ async fn commit_step(
         return Err(e);
     }
     tx.commit().await
+}
+
+/// An advance waiting for the group commit.
+struct Advance {
+    lease: Lease,
+    step: &'static str,
+    transition: Transition<'static>,
+    done: oneshot::Sender<Result<()>>,
+}
+
+/// Commits the advances of steps that wrote nothing, many runs per transaction. Each advance is
+/// still its own guarded statement (fencing per run); only the commit is shared.
+struct GroupCommit {
+    queue: mpsc::Sender<Advance>,
+}
+
+/// Advances per transaction at most.
+const GROUP_MAX: usize = 512;
+
+impl GroupCommit {
+    fn new(store: Store) -> (GroupCommit, impl Future<Output = ()> + Send + 'static) {
+        let (queue, rx) = mpsc::channel(GROUP_MAX * 4);
+        (GroupCommit { queue }, group_committer(store, rx))
+    }
+
+    async fn commit(&self, lease: Lease, step: &'static str, t: Transition<'static>) -> Result<()> {
+        let (done, result) = oneshot::channel();
+        let advance = Advance {
+            lease,
+            step,
+            transition: t,
+            done,
+        };
+        if self.queue.send(advance).await.is_err() {
+            return Err(group_commit_gone());
+        }
+        result.await.unwrap_or_else(|_| Err(group_commit_gone()))
+    }
+}
+
+fn group_commit_gone() -> Error {
+    Error::Database {
+        op: "committing a step advance (the worker is stopping)",
+        source: sqlx::Error::PoolClosed,
+    }
+}
+
+async fn group_committer(store: Store, mut rx: mpsc::Receiver<Advance>) {
+    let mut batch = Vec::with_capacity(GROUP_MAX);
+    while rx.recv_many(&mut batch, GROUP_MAX).await > 0 {
+        let outcomes = commit_group(&store, &batch).await;
+        for (advance, outcome) in batch.drain(..).zip(outcomes) {
+            let _ = advance.done.send(outcome);
+        }
+    }
+}
+
+/// Applies a group of advances in one transaction: one outcome per advance. A fenced advance
+/// changes nothing and does not disturb the others; a database error fails the whole group
+/// (nothing of it committed), and each run then records a failed attempt.
+async fn commit_group(store: &Store, batch: &[Advance]) -> Vec<Result<()>> {
+    let failed = |e: &Error| -> Vec<Result<()>> {
+        batch
+            .iter()
+            .map(|_| {
+                Err(Error::Database {
+                    op: "committing a group of step advances",
+                    source: sqlx::Error::Protocol(e.to_string()),
+                })
+            })
+            .collect()
+    };
+    let mut tx = match store.begin_write().await {
+        Ok(tx) => tx,
+        Err(e) => return failed(&e),
+    };
+    let items: Vec<(Lease, &str, &Transition<'_>)> = batch
+        .iter()
+        .map(|a| (a.lease, a.step, &a.transition))
+        .collect();
+    let applied = match store::transition_many(tx.db(), &items).await {
+        Ok(applied) => applied,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            return failed(&e);
+        }
+    };
+    if let Err(e) = tx.commit().await {
+        return failed(&e);
+    }
+    batch
+        .iter()
+        .zip(applied)
+        .map(|(a, ok)| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Error::LeaseLost {
+                    run_id: a.lease.run_id,
+                })
+            }
+        })
+        .collect()
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -327,6 +327,7 @@ pub async fn run_worker(target: &Target, id: &str) -> Result<std::convert::Infal
         .register::<Dedup>()
         .register::<Batch>()
         .queue(QUEUE, 8)
+        .prefetch(4)
         .id(id)
         .lease(Duration::from_secs(2))
         .heartbeat_interval(Duration::from_millis(400))

@@ -421,6 +421,7 @@ async fn two_workers_never_run_the_same_step_at_once(db: TestDb) {
         .worker()
         .register::<Flaky>()
         .queue("flaky", 8)
+        .prefetch(8)
         .rescue_interval(Duration::from_millis(100))
         .start();
     let jobs: Vec<Flaky> = (0..60)

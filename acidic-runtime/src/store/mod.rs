@@ -749,6 +749,15 @@ pub(crate) async fn transition(
     Ok(())
 }
 
+/// Applies many guarded transitions in one round trip where the dialect allows it. Returns, per
+/// item, whether it applied (`false`: the run is no longer held by that lease at that step).
+pub(crate) async fn transition_many(
+    db: Db<'_>,
+    items: &[(Lease, &str, &Transition<'_>)],
+) -> Result<Vec<bool>> {
+    on_db!(db, |c, _q, m| m::transition_many(&mut *c, items).await)
+}
+
 /// Reads a context value inside a transaction.
 pub(crate) async fn context_get(db: Db<'_>, run: RunId, key: &str) -> Result<Option<String>> {
     on_db!(db, |c, _q, _m| {

@@ -2,7 +2,7 @@
 
 use sqlx::PgConnection;
 
-use super::{NewRun, Q};
+use super::{Lease, NewRun, Q, Transition};
 use crate::error::{Error, Result};
 
 /// Milliseconds since the epoch on the server's clock.
@@ -206,6 +206,102 @@ pub(super) async fn insert_many(
     .fetch_all(&mut *conn)
     .await
     .map_err(Error::db("enqueuing runs in bulk"))
+}
+
+/// Applies many guarded transitions in one statement (each row still checks its own lease
+/// token, state and step). Returns, per item, whether it applied.
+pub(super) async fn transition_many(
+    conn: &mut PgConnection,
+    items: &[(Lease, &str, &Transition<'_>)],
+) -> Result<Vec<bool>> {
+    let n = items.len();
+    let (mut ids, mut tokens, mut expected, mut states, mut steps) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut iterations, mut attempts, mut delays, mut leases, mut outcomes) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut durations, mut journal_attempts, mut errors) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (lease, step, t) in items {
+        ids.push(lease.run_id.0);
+        tokens.push(lease.token);
+        expected.push(*step);
+        states.push(t.state.as_str());
+        steps.push(t.step);
+        iterations.push(t.iteration);
+        attempts.push(t.attempt);
+        delays.push(t.delay_ms);
+        leases.push(t.lease_ms);
+        outcomes.push(t.outcome);
+        durations.push(t.duration_ms);
+        journal_attempts.push(t.journal_attempt);
+        errors.push(t.error.as_deref());
+    }
+    let applied: Vec<i64> = sqlx::query_scalar(concat!(
+        "WITH i AS (
+            SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[],
+                                 $6::int4[], $7::int4[], $8::int8[], $9::int8[], $10::text[],
+                                 $11::int8[], $12::int4[], $13::text[])
+              AS t(id, token, expected, state, step, iteration, attempt, delay, lease, outcome,
+                   dur, jattempt, error)),
+         u AS (
+            UPDATE acidic_runs r SET state = i.state, step = i.step, iteration = i.iteration,
+                attempt = i.attempt, scheduled_at = ",
+        now!(),
+        " + i.delay,
+                lease_owner = CASE WHEN i.state = 'running' THEN r.lease_owner END,
+                lease_expires_at = CASE WHEN i.state = 'running' THEN ",
+        now!(),
+        " + i.lease END,
+                last_error = COALESCE(i.error, r.last_error),
+                finished_at = CASE WHEN i.state IN ('succeeded', 'failed') THEN ",
+        now!(),
+        " END,
+                updated_at = ",
+        now!(),
+        "
+            FROM i
+            WHERE r.id = i.id AND r.lease_token = i.token AND r.state = 'running'
+              AND r.step = i.expected
+            RETURNING r.id, i.expected, i.jattempt, i.outcome, i.error, i.dur)
+         INSERT INTO acidic_journal (run_id, step, attempt, outcome, error, started_at, finished_at)
+         SELECT id, expected, jattempt, outcome, error, ",
+        now!(),
+        " - dur, ",
+        now!(),
+        " FROM u
+         RETURNING run_id"
+    ))
+    .bind(&ids)
+    .bind(&tokens)
+    .bind(&expected)
+    .bind(&states)
+    .bind(&steps)
+    .bind(&iterations)
+    .bind(&attempts)
+    .bind(&delays)
+    .bind(&leases)
+    .bind(&outcomes)
+    .bind(&durations)
+    .bind(&journal_attempts)
+    .bind(&errors)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(Error::db("advancing runs in a group"))?;
+    let applied: std::collections::HashSet<i64> = applied.into_iter().collect();
+    Ok(ids.iter().map(|id| applied.contains(id)).collect())
 }
 
 /// The ids of the runs holding these unique keys.

@@ -5,7 +5,7 @@
 
 use sqlx::SqliteConnection;
 
-use super::{NewRun, Q};
+use super::{Lease, NewRun, Q, Transition};
 use crate::error::{Error, Result};
 
 /// Milliseconds since the epoch.
@@ -193,6 +193,23 @@ pub(super) async fn insert_many(
     .fetch_all(&mut *conn)
     .await
     .map_err(Error::db("enqueuing runs in bulk"))
+}
+
+/// Applies many guarded transitions, one statement each (SQLite statements run in-process, so
+/// only the shared commit matters). Returns, per item, whether it applied.
+pub(super) async fn transition_many(
+    conn: &mut SqliteConnection,
+    items: &[(Lease, &str, &Transition<'_>)],
+) -> Result<Vec<bool>> {
+    let mut applied = Vec::with_capacity(items.len());
+    for (lease, step, t) in items {
+        match super::transition(super::Db::Sqlite(&mut *conn), *lease, step, t).await {
+            Ok(()) => applied.push(true),
+            Err(Error::LeaseLost { .. }) => applied.push(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(applied)
 }
 
 /// The ids of the runs holding these unique keys.

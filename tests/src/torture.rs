@@ -315,6 +315,11 @@ pub const SCHEMA: &str = "
     CREATE TABLE transfers (run_id BIGINT NOT NULL);
     CREATE TABLE dedup_effects (run_id BIGINT NOT NULL, dedup_key BIGINT NOT NULL);
     CREATE TABLE batch_items (run_id BIGINT NOT NULL, item BIGINT NOT NULL);
+    CREATE INDEX ledger_run ON ledger (run_id);
+    CREATE INDEX ledger_account ON ledger (account);
+    CREATE INDEX transfers_run ON transfers (run_id);
+    CREATE INDEX dedup_effects_run ON dedup_effects (run_id);
+    CREATE INDEX batch_items_run ON batch_items (run_id);
 ";
 
 /// Starts a worker on `target` that runs until the process is killed.

@@ -54,7 +54,7 @@ DUR=$DUR REPS=$REPS CLIENTS="1 4 16" SYNCS=on OUT=$out/pgbench.csv bench/peers/p
 BIN=$PEERBIN/pb-sqlite DUR=$DUR REPS=$REPS SYNCS=NORMAL OUT=$out/sqlite.jsonl \
   DBFILE=${TMPDIR:-/tmp}/acidic-bench-limit.db bench/peers/physical/sqlite-matrix.sh >/dev/null
 
-acidic() { # backend mode n c [variant]
+acidic() { # backend mode n c [variant]; ACIDIC_PREFETCH passes through
   PB_BACKEND=$1 PB_VARIANT=${5:-default} PB_LABEL=rep$rep timeout 1800 "$ACIDIC" "$2" "$3" "$4" >/dev/null 2>>"$PB_ERR" \
     || echo "FAILED: acidic $*" | tee -a "$PB_ERR"
 }
@@ -71,6 +71,9 @@ for rep in $(seq 1 "$REPS"); do
     for c in 4 16; do
       acidic $backend drain "$N" $c noop
       acidic $backend drain "$N" $c insert
+      # Tuned: claim up to 64 runs ahead of free slots (WorkerBuilder::prefetch).
+      ACIDIC_PREFETCH=64 acidic $backend drain "$N" $c noop+prefetch64
+      ACIDIC_PREFETCH=64 acidic $backend drain "$N" $c insert+prefetch64
       acidic $backend workflow "$NWF" $c
     done
     acidic $backend latency 2000 4

@@ -12,4 +12,4 @@ if [ -z "${ACIDIC_TEST_PG_URL:-}" ]; then
   export ACIDIC_TEST_PG_URL
   echo "test.sh: started a throwaway PostgreSQL at $ACIDIC_TEST_PG_URL"
 fi
-cargo test --workspace "$@"
+cargo test "$@"

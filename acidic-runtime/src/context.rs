@@ -122,7 +122,7 @@ impl<'r> StepContext<'r> {
         let actual = self.store.backend();
         match self.tx().await? {
             Tx::Postgres(t) => Ok(&mut **t),
-            Tx::Sqlite(_) => Err(Error::WrongBackend {
+            Tx::Sqlite(..) => Err(Error::WrongBackend {
                 requested: "PostgreSQL",
                 actual,
             }),
@@ -133,7 +133,7 @@ impl<'r> StepContext<'r> {
     pub async fn sqlite(&mut self) -> Result<&mut SqliteConnection> {
         let actual = self.store.backend();
         match self.tx().await? {
-            Tx::Sqlite(t) => Ok(&mut **t),
+            Tx::Sqlite(t, _) => Ok(&mut **t),
             Tx::Postgres(_) => Err(Error::WrongBackend {
                 requested: "SQLite",
                 actual,

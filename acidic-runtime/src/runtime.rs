@@ -93,7 +93,7 @@ impl Runtime {
     /// Uses an existing SQLite pool. The runtime relies on WAL mode and a busy timeout; see
     /// [`Runtime::sqlite_pool`] for a pool that sets them.
     pub fn from_sqlite_pool(pool: SqlitePool) -> Runtime {
-        Self::from_store(Store::Sqlite(pool))
+        Self::from_store(Store::sqlite(pool))
     }
 
     /// A SQLite pool with the settings the runtime relies on (WAL, `synchronous = NORMAL`,

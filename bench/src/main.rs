@@ -301,7 +301,7 @@ async fn main() {
         }
         "drain" | "workflow" => {
             let wf = opts.mode == "workflow";
-            let shape = opts.variant.as_str();
+            let insert = opts.variant.starts_with("insert");
             {
                 let rt = connect(&backend, &opts, 2).await;
                 for start in (0..n).step_by(10_000) {
@@ -309,7 +309,7 @@ async fn main() {
                     if wf {
                         let jobs: Vec<Wf3> = (start..end).map(|i| Wf3 { i }).collect();
                         check(rt.enqueue_many(&jobs).await, "prefill");
-                    } else if shape == "insert" {
+                    } else if insert {
                         let jobs: Vec<Insert> = (start..end).map(|i| Insert { i }).collect();
                         check(rt.enqueue_many(&jobs).await, "prefill");
                     } else {
@@ -342,7 +342,7 @@ async fn main() {
                 c + 4,
                 if wf {
                     "; 3 steps, each inserting one row in its own transaction"
-                } else if shape == "insert" {
+                } else if insert {
                     "; the step inserts one row in its transaction"
                 } else {
                     "; the step writes nothing"

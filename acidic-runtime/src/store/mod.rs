@@ -10,6 +10,7 @@ mod postgres;
 mod sqlite;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -17,6 +18,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{PgConnection, Postgres, Row, Sqlite, SqliteConnection, Transaction};
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::{Error, Result};
 use crate::run::{Enqueued, JournalEntry, RunId, RunInfo, RunState, StateCount};
@@ -82,7 +84,7 @@ macro_rules! on_pool {
                 let $q = &postgres::SQL;
                 $body
             }
-            Store::Sqlite($p) => {
+            Store::Sqlite($p, _) => {
                 let $q = &sqlite::SQL;
                 $body
             }
@@ -124,17 +126,21 @@ impl<'c> From<&'c mut Transaction<'_, Sqlite>> for Db<'c> {
     }
 }
 
-/// A connection of the runtime's own pool.
+/// A connection of the runtime's own pool (on SQLite, holding the writer gate).
 pub(crate) enum Conn {
     Postgres(sqlx::pool::PoolConnection<Postgres>),
-    Sqlite(sqlx::pool::PoolConnection<Sqlite>),
+    /// The writer gate is held (for its drop) as long as the connection.
+    Sqlite {
+        conn: sqlx::pool::PoolConnection<Sqlite>,
+        _turn: OwnedMutexGuard<()>,
+    },
 }
 
 impl Conn {
     pub(crate) fn db(&mut self) -> Db<'_> {
         match self {
             Conn::Postgres(c) => Db::Postgres(c),
-            Conn::Sqlite(c) => Db::Sqlite(c),
+            Conn::Sqlite { conn, .. } => Db::Sqlite(conn),
         }
     }
 }
@@ -142,21 +148,22 @@ impl Conn {
 /// An open write transaction of the runtime's own pool.
 pub(crate) enum Tx {
     Postgres(Transaction<'static, Postgres>),
-    Sqlite(Transaction<'static, Sqlite>),
+    /// SQLite's write transaction holds this process's writer gate until it ends.
+    Sqlite(Transaction<'static, Sqlite>, OwnedMutexGuard<()>),
 }
 
 impl Tx {
     pub(crate) fn db(&mut self) -> Db<'_> {
         match self {
             Tx::Postgres(t) => Db::Postgres(t),
-            Tx::Sqlite(t) => Db::Sqlite(t),
+            Tx::Sqlite(t, _) => Db::Sqlite(t),
         }
     }
 
     pub(crate) async fn commit(self) -> Result<()> {
         match self {
             Tx::Postgres(t) => t.commit().await,
-            Tx::Sqlite(t) => t.commit().await,
+            Tx::Sqlite(t, _gate) => t.commit().await,
         }
         .map_err(Error::db("committing"))
     }
@@ -164,7 +171,7 @@ impl Tx {
     pub(crate) async fn rollback(self) -> Result<()> {
         match self {
             Tx::Postgres(t) => t.rollback().await,
-            Tx::Sqlite(t) => t.rollback().await,
+            Tx::Sqlite(t, _gate) => t.rollback().await,
         }
         .map_err(Error::db("rolling back"))
     }
@@ -221,10 +228,14 @@ pub(crate) struct Transition<'a> {
 }
 
 /// The store: a pool of one of the two databases.
+///
+/// SQLite has one writer at a time. Its writes in this process queue on an async gate (the
+/// mutex) instead of on SQLite's busy handler, which sleeps and retries and collapses
+/// throughput under concurrency; other processes still meet the busy timeout.
 #[derive(Clone, Debug)]
 pub(crate) enum Store {
     Postgres(PgPool),
-    Sqlite(SqlitePool),
+    Sqlite(SqlitePool, Arc<Mutex<()>>),
 }
 
 impl Store {
@@ -242,7 +253,7 @@ impl Store {
             let opts = SqliteConnectOptions::from_str(url)
                 .map_err(Error::db("parsing the url"))?
                 .create_if_missing(true);
-            Ok(Store::Sqlite(Self::sqlite_pool(opts, max_connections)))
+            Ok(Store::sqlite(Self::sqlite_pool(opts, max_connections)))
         } else {
             Err(Error::UnsupportedUrl(url.to_owned()))
         }
@@ -265,7 +276,7 @@ impl Store {
     pub(crate) fn backend(&self) -> &'static str {
         match self {
             Store::Postgres(_) => "PostgreSQL",
-            Store::Sqlite(_) => "SQLite",
+            Store::Sqlite(..) => "SQLite",
         }
     }
 
@@ -273,7 +284,7 @@ impl Store {
     pub(crate) async fn migrate(&self) -> Result<()> {
         let (migrations, lock) = match self {
             Store::Postgres(_) => (postgres::MIGRATIONS, postgres::MIGRATE_LOCK),
-            Store::Sqlite(_) => (sqlite::MIGRATIONS, sqlite::MIGRATE_LOCK),
+            Store::Sqlite(..) => (sqlite::MIGRATIONS, sqlite::MIGRATE_LOCK),
         };
         for &(version, name, script) in migrations {
             let mut tx = self.begin_write().await?;
@@ -317,23 +328,49 @@ impl Store {
         Ok(())
     }
 
-    /// A connection from the pool, for statements outside a transaction.
+    /// A SQLite store over `pool`, with its writer gate.
+    pub(crate) fn sqlite(pool: SqlitePool) -> Store {
+        Store::Sqlite(pool, Arc::new(Mutex::new(())))
+    }
+
+    /// On SQLite, waits for this process's turn to write (the gate is taken before a pooled
+    /// connection, so a writer never waits for a connection held by a waiting writer).
+    async fn write_turn(&self) -> Option<OwnedMutexGuard<()>> {
+        match self {
+            Store::Postgres(_) => None,
+            Store::Sqlite(_, gate) => Some(gate.clone().lock_owned().await),
+        }
+    }
+
+    /// A connection from the pool, for writes outside a transaction.
     pub(crate) async fn acquire(&self) -> Result<Conn> {
         match self {
             Store::Postgres(p) => p.acquire().await.map(Conn::Postgres),
-            Store::Sqlite(p) => p.acquire().await.map(Conn::Sqlite),
+            Store::Sqlite(p, gate) => {
+                let turn = gate.clone().lock_owned().await;
+                p.acquire()
+                    .await
+                    .map(|conn| Conn::Sqlite { conn, _turn: turn })
+            }
         }
         .map_err(Error::db("acquiring a connection"))
     }
 
     /// Begins a write transaction (`BEGIN IMMEDIATE` on SQLite: take the write lock first).
     pub(crate) async fn begin_write(&self) -> Result<Tx> {
-        on_pool!(self, |p, q| {
-            p.begin_with(q.begin_write)
+        match self {
+            Store::Postgres(p) => p
+                .begin_with(postgres::SQL.begin_write)
                 .await
-                .map(Into::into)
-                .map_err(Error::db("beginning a transaction"))
-        })
+                .map(Tx::Postgres),
+            Store::Sqlite(p, gate) => {
+                let turn = gate.clone().lock_owned().await;
+                p.begin_with(sqlite::SQL.begin_write)
+                    .await
+                    .map(|t| Tx::Sqlite(t, turn))
+            }
+        }
+        .map_err(Error::db("beginning a transaction"))
     }
 
     /// Claims up to `limit` available runs of `queue` for `worker`.
@@ -345,6 +382,7 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Vec<Claimed>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let _turn = self.write_turn().await;
         let rows = on_pool!(self, |p, q| {
             sqlx::query(q.claim)
                 .bind(queue)
@@ -374,6 +412,7 @@ impl Store {
 
     /// Extends the leases of every run `worker` holds. Returns how many.
     pub(crate) async fn heartbeat(&self, worker: &str, lease_ms: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
         on_pool!(self, |p, q| {
             sqlx::query(q.heartbeat)
                 .bind(worker)
@@ -407,6 +446,7 @@ impl Store {
     /// Gives back every run `worker` still holds (after an abandoned shutdown), without
     /// counting the interrupted attempt.
     pub(crate) async fn release_owned(&self, worker: &str) -> Result<u64> {
+        let _turn = self.write_turn().await;
         on_pool!(self, |p, q| {
             sqlx::query(q.release_owned)
                 .bind(worker)
@@ -428,6 +468,7 @@ impl Store {
     }
 
     pub(crate) async fn cancel(&self, id: RunId) -> Result<bool> {
+        let _turn = self.write_turn().await;
         on_pool!(self, |p, q| {
             sqlx::query(q.cancel)
                 .bind(id.0)
@@ -439,6 +480,7 @@ impl Store {
     }
 
     pub(crate) async fn retry(&self, id: RunId, step: Option<&str>) -> Result<bool> {
+        let _turn = self.write_turn().await;
         on_pool!(self, |p, q| {
             sqlx::query(q.retry)
                 .bind(id.0)
@@ -451,6 +493,7 @@ impl Store {
     }
 
     pub(crate) async fn purge(&self, horizon_ms: i64, batch: i64) -> Result<u64> {
+        let _turn = self.write_turn().await;
         on_pool!(self, |p, q| {
             sqlx::query(q.purge)
                 .bind(horizon_ms)
@@ -558,18 +601,6 @@ impl Store {
                 .await
                 .map_err(Error::db("reading a context value"))
         })
-    }
-}
-
-impl From<Transaction<'static, Postgres>> for Tx {
-    fn from(t: Transaction<'static, Postgres>) -> Self {
-        Tx::Postgres(t)
-    }
-}
-
-impl From<Transaction<'static, Sqlite>> for Tx {
-    fn from(t: Transaction<'static, Sqlite>) -> Self {
-        Tx::Sqlite(t)
     }
 }
 

@@ -5,7 +5,8 @@ Every figure is min/median/max over the repetitions. "x limit" divides the media
 database's commit rate measured in the same run at the same number of connections: pgbench
 `SELECT ... FOR UPDATE; UPDATE` (one step needs at least one such commit; a workflow needs three)
 and single-row UPDATE for enqueues; SQLite `BEGIN IMMEDIATE; SELECT; UPDATE; COMMIT` on one
-connection. "x best peer" divides by the best peer's median for the same phase and concurrency.
+connection. "x best peer" divides by the best peer's median for the same phase and concurrency (the peers
+run on PostgreSQL only, so acidic-sqlite rows are compared with PostgreSQL peers).
 """
 import csv, json, os, re, statistics, sys
 from collections import defaultdict
@@ -91,8 +92,9 @@ for key in sorted(rows, key=lambda k: (order.get(k[0], 9), k[1], k[0], not k[2].
     rate = med([r["rate"] for r in rs])
     lim, per = limit_for(phase, c, peer, variant)
     xl = f"{rate * per / lim:.2f}" if lim else ""
-    bp_phase = "enqueue-bulk" if phase == "enqueue-tx" else phase
-    b = best.get((bp_phase, c if phase not in ("enqueue-single", "enqueue-tx", "enqueue-bulk") else 1))
+    # enqueue-tx has no peer of the same name (sqlxmq's "enqueue-bulk" is the same shape: n
+    # enqueues in one transaction; the table shows it under its own name).
+    b = None if phase == "enqueue-tx" else best.get((phase, c))
     xb = f"{rate / b:.2f}" if b and peer.startswith("acidic") else ""
     sqlite = peer == "acidic-sqlite"
     cpu = "n/a" if sqlite else f"{med([r['commits_per_unit'] for r in rs]):.2f}"

@@ -46,12 +46,10 @@ pub struct StepContext<'r> {
     step: &'static str,
     attempt: u32,
     iteration: u32,
-    lease_ms: i64,
     tx: Option<Tx>,
 }
 
 impl<'r> StepContext<'r> {
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         store: &'r Store,
         lease: Lease,
@@ -59,7 +57,6 @@ impl<'r> StepContext<'r> {
         step: &'static str,
         attempt: u32,
         iteration: u32,
-        lease_ms: i64,
     ) -> Self {
         StepContext {
             store,
@@ -68,7 +65,6 @@ impl<'r> StepContext<'r> {
             step,
             attempt,
             iteration,
-            lease_ms,
             tx: None,
         }
     }
@@ -189,14 +185,7 @@ impl<'r> StepContext<'r> {
     async fn tx(&mut self) -> Result<&mut Tx> {
         let tx = match self.tx.take() {
             Some(tx) => tx,
-            None => {
-                let mut tx = self.store.begin_write().await?;
-                if let Err(e) = store::guard(tx.db(), self.lease, self.step, self.lease_ms).await {
-                    let _ = tx.rollback().await;
-                    return Err(e);
-                }
-                tx
-            }
+            None => self.store.begin_step(self.lease, self.step).await?,
         };
         Ok(self.tx.insert(tx))
     }

@@ -512,15 +512,7 @@ async fn run_workflow<W: Workflow>(shared: &Shared, run: &Claimed) {
         let step = point.name();
         let started = Instant::now();
         let span = tracing::info_span!("acidic.step", step, attempt, iteration);
-        let mut cx = StepContext::new(
-            store,
-            lease,
-            &run.kind,
-            step,
-            attempt,
-            iteration,
-            shared.lease_ms,
-        );
+        let mut cx = StepContext::new(store, lease, &run.kind, step, attempt, iteration);
         let outcome = if point == W::Step::TERMINAL {
             Ok(Flow::Finish)
         } else {
@@ -612,7 +604,7 @@ async fn run_workflow<W: Workflow>(shared: &Shared, run: &Claimed) {
     }
 }
 
-/// Commits a successful step: the step's own transaction if it opened one, else a new one.
+/// Commits a step's outcome: in the step's own transaction if it opened one, else alone.
 async fn commit_step(
     store: &Store,
     tx: Option<crate::store::Tx>,
@@ -620,9 +612,8 @@ async fn commit_step(
     step: &str,
     t: &Transition<'_>,
 ) -> Result<()> {
-    let mut tx = match tx {
-        Some(tx) => tx,
-        None => store.begin_write().await?,
+    let Some(mut tx) = tx else {
+        return store.transition_alone(lease, step, t).await;
     };
     if let Err(e) = store::transition(tx.db(), lease, step, t).await {
         let _ = tx.rollback().await;
@@ -701,24 +692,14 @@ async fn commit_group(store: &Store, batch: &[Advance]) -> Vec<Result<()>> {
             })
             .collect()
     };
-    let mut tx = match store.begin_write().await {
-        Ok(tx) => tx,
-        Err(e) => return failed(&e),
-    };
     let items: Vec<(Lease, &str, &Transition<'_>)> = batch
         .iter()
         .map(|a| (a.lease, a.step, &a.transition))
         .collect();
-    let applied = match store::transition_many(tx.db(), &items).await {
+    let applied = match store.transition_group(&items).await {
         Ok(applied) => applied,
-        Err(e) => {
-            let _ = tx.rollback().await;
-            return failed(&e);
-        }
+        Err(e) => return failed(&e),
     };
-    if let Err(e) = tx.commit().await {
-        return failed(&e);
-    }
     batch
         .iter()
         .zip(applied)

@@ -232,7 +232,10 @@ async fn main() {
     }
     let begin = async || match &backend {
         Backend::Postgres(admin) => admin.begin_phase().await,
-        Backend::Sqlite(_) => Default::default(),
+        Backend::Sqlite(_) => pb_common::Xacts {
+            self_cpu_ms: pb_common::self_cpu_ms(),
+            ..Default::default()
+        },
     };
     let mut m = Measure {
         peer: peer.into(),
@@ -395,6 +398,8 @@ async fn main() {
     if let Backend::Postgres(admin) = &backend {
         m.terminated += admin.quiesce(Duration::from_secs(3)).await;
         m.after = admin.xacts().await;
+    } else {
+        m.after.self_cpu_ms = pb_common::self_cpu_ms();
     }
     m.emit(&opts, &sync);
 }

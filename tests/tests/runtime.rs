@@ -148,6 +148,7 @@ impl Transfer {
 
     async fn record(&self, cx: &mut StepContext<'_>) -> StepResult {
         effect(cx, "record").await?;
+        cx.set("recorded_by_step", cx.step()).await?;
         Ok(Flow::Next)
     }
 }
@@ -1019,10 +1020,17 @@ async fn purge_deletes_finished_runs_in_batches(db: TestDb) {
         .await
         .unwrap()
         .run_id;
+    let first = runs[0].run_id.0;
+    let journal = "SELECT count(*) FROM acidic_journal WHERE run_id >= $1";
+    let context = "SELECT count(*) FROM acidic_context WHERE run_id >= $1";
+    assert_eq!(db.scalar(journal, first).await, 7 * 3);
+    assert_eq!(db.scalar(context, first).await, 7);
     assert_eq!(db.rt.purge(Duration::from_secs(3600), 3).await.unwrap(), 0);
     assert_eq!(db.rt.purge(Duration::ZERO, 3).await.unwrap(), 7);
     assert!(db.rt.run(runs[0].run_id).await.unwrap().is_none());
-    assert!(db.rt.journal(runs[0].run_id).await.unwrap().is_empty());
+    // A purged run leaves neither journal entries nor context values behind.
+    assert_eq!(db.scalar(journal, first).await, 0);
+    assert_eq!(db.scalar(context, first).await, 0);
     assert!(db.rt.run(pending).await.unwrap().is_some());
 }
 

@@ -38,7 +38,6 @@ pub(crate) struct Q {
     pub release_owned: &'static str,
     pub cancel: &'static str,
     pub retry: &'static str,
-    pub purge: &'static str,
     pub now: &'static str,
 }
 
@@ -492,17 +491,89 @@ impl Store {
         })
     }
 
+    /// Deletes up to `batch` runs finished more than `horizon_ms` ago, with their journal and
+    /// context. Returns how many runs.
     pub(crate) async fn purge(&self, horizon_ms: i64, batch: i64) -> Result<u64> {
-        let _turn = self.write_turn().await;
-        on_pool!(self, |p, q| {
-            sqlx::query(q.purge)
-                .bind(horizon_ms)
-                .bind(batch)
-                .execute(p)
+        let cutoff = self.now().await?.saturating_sub(horizon_ms);
+        let mut tx = self.begin_write().await?;
+        let n = on_db!(tx.db(), |c, _q, m| m::purge(&mut *c, cutoff, batch).await?);
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Begins the transaction of a step: locks the run and checks that `lease` still holds it
+    /// at `step` ([`Error::LeaseLost`] otherwise). On PostgreSQL the lock travels with the
+    /// `BEGIN`, in one round trip.
+    pub(crate) async fn begin_step(&self, lease: Lease, step: &str) -> Result<Tx> {
+        if let Store::Postgres(p) = self
+            && let Some(sql) = postgres::begin_step(lease, step)
+        {
+            return match p.begin_with(sqlx::AssertSqlSafe(sql)).await {
+                Ok(t) => Ok(Tx::Postgres(t)),
+                Err(sqlx::Error::Database(e))
+                    if e.code().as_deref() == Some(postgres::LEASE_LOST) =>
+                {
+                    Err(Error::LeaseLost {
+                        run_id: lease.run_id,
+                    })
+                }
+                Err(e) => Err(Error::db("beginning a step")(e)),
+            };
+        }
+        let mut tx = self.begin_write().await?;
+        if let Err(e) = guard(tx.db(), lease, step).await {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+        Ok(tx)
+    }
+
+    /// Applies one guarded transition in a transaction of its own. On PostgreSQL it is one
+    /// statement, so it runs without `BEGIN`/`COMMIT` round trips.
+    pub(crate) async fn transition_alone(
+        &self,
+        lease: Lease,
+        step: &str,
+        t: &Transition<'_>,
+    ) -> Result<()> {
+        if let Store::Postgres(p) = self {
+            let mut c = p
+                .acquire()
                 .await
-                .map(|r| r.rows_affected())
-                .map_err(Error::db("purging finished runs"))
-        })
+                .map_err(Error::db("acquiring a connection"))?;
+            return transition(Db::Postgres(&mut c), lease, step, t).await;
+        }
+        let mut tx = self.begin_write().await?;
+        if let Err(e) = transition(tx.db(), lease, step, t).await {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+        tx.commit().await
+    }
+
+    /// Applies many guarded transitions in one transaction (on PostgreSQL one statement, so
+    /// without `BEGIN`/`COMMIT` round trips). Returns, per item, whether it applied.
+    pub(crate) async fn transition_group(
+        &self,
+        items: &[(Lease, &str, &Transition<'_>)],
+    ) -> Result<Vec<bool>> {
+        if let Store::Postgres(p) = self {
+            let mut c = p
+                .acquire()
+                .await
+                .map_err(Error::db("acquiring a connection"))?;
+            return postgres::transition_many(&mut c, items).await;
+        }
+        let mut tx = self.begin_write().await?;
+        let applied = match transition_many(tx.db(), items).await {
+            Ok(applied) => applied,
+            Err(e) => {
+                let _ = tx.rollback().await;
+                return Err(e);
+            }
+        };
+        tx.commit().await?;
+        Ok(applied)
     }
 
     pub(crate) async fn run(&self, id: RunId) -> Result<Option<RunInfo>> {
@@ -723,20 +794,19 @@ fn match_bulk_results(
 }
 
 /// Locks the run for this step and checks that this worker still holds it at `step`
-/// (fencing). Extends the lease.
-pub(crate) async fn guard(db: Db<'_>, lease: Lease, step: &str, lease_ms: i64) -> Result<()> {
-    let n = on_db!(db, |c, q, _m| {
+/// (fencing).
+async fn guard(db: Db<'_>, lease: Lease, step: &str) -> Result<()> {
+    let found = on_db!(db, |c, q, _m| {
         sqlx::query(q.guard)
             .bind(lease.run_id.0)
             .bind(lease.token)
             .bind(step)
-            .bind(lease_ms)
-            .execute(&mut *c)
+            .fetch_optional(&mut *c)
             .await
             .map_err(Error::db("locking the run"))?
-            .rows_affected()
+            .is_some()
     });
-    if n == 0 {
+    if !found {
         return Err(Error::LeaseLost {
             run_id: lease.run_id,
         });

@@ -43,14 +43,9 @@ pub(super) const SQL: Q = Q {
          WHERE r.id = c.id
          RETURNING r.id, r.kind, r.args, r.step, r.attempt, r.max_attempts, r.lease_token, r.iteration"
     ),
-    guard: concat!(
-        "UPDATE acidic_runs SET lease_expires_at = ",
-        now!(),
-        " + $4, updated_at = ",
-        now!(),
-        "
-         WHERE id = $1 AND lease_token = $2 AND state = 'running' AND step = $3"
-    ),
+    guard: "SELECT 1 FROM acidic_runs
+        WHERE id = $1 AND lease_token = $2 AND state = 'running' AND step = $3
+        FOR NO KEY UPDATE",
     // $1 id, $2 token, $3 expected step, $4 new state, $5 new step, $6 iteration, $7 attempt,
     // $8 delay ms, $9 lease ms, $10 outcome, $11 duration ms, $12 journal attempt, $13 error
     transition: concat!(
@@ -141,17 +136,49 @@ pub(super) const SQL: Q = Q {
         "
          WHERE id = $1 AND state IN ('failed', 'cancelled', 'available')"
     ),
-    purge: concat!(
-        "DELETE FROM acidic_runs WHERE id IN (
-            SELECT id FROM acidic_runs
-            WHERE finished_at IS NOT NULL AND finished_at < ",
-        now!(),
-        " - $1
-              AND state IN ('succeeded', 'failed', 'cancelled')
-            ORDER BY finished_at LIMIT $2)"
-    ),
     now: concat!("SELECT ", now!()),
 };
+
+/// The statement that begins a step's transaction and locks its run in one round trip (simple
+/// query protocol, so the values are literals), or `None` when the step name would need more
+/// than doubled quotes to be a literal (the caller then locks with [`Q::guard`]).
+pub(super) fn begin_step(lease: Lease, step: &str) -> Option<String> {
+    if step.contains('\\') || step.contains('\0') {
+        return None;
+    }
+    Some(format!(
+        "BEGIN; SELECT acidic_lock_step({}, {}, '{}')",
+        lease.run_id.0,
+        lease.token,
+        step.replace('\'', "''")
+    ))
+}
+
+/// SQLSTATE raised by `acidic_lock_step` when the lease no longer holds the run at the step.
+pub(super) const LEASE_LOST: &str = "AC001";
+
+/// Deletes up to `batch` runs finished before `cutoff`, with their journal and context.
+/// Returns how many runs.
+pub(super) async fn purge(conn: &mut PgConnection, cutoff: i64, batch: i64) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "WITH d AS (
+            DELETE FROM acidic_runs WHERE id IN (
+                SELECT id FROM acidic_runs
+                WHERE finished_at IS NOT NULL AND finished_at < $1
+                  AND state IN ('succeeded', 'failed', 'cancelled')
+                ORDER BY finished_at LIMIT $2)
+            RETURNING id),
+         j AS (DELETE FROM acidic_journal WHERE run_id IN (SELECT id FROM d)),
+         c AS (DELETE FROM acidic_context WHERE run_id IN (SELECT id FROM d))
+         SELECT count(*) FROM d",
+    )
+    .bind(cutoff)
+    .bind(batch)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(Error::db("purging finished runs"))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
 
 /// Inserts many runs in one statement. Returns `(id, unique_key)` of the rows inserted.
 pub(super) async fn insert_many(
@@ -319,8 +346,15 @@ pub(super) async fn ids_by_unique_keys(
 /// Serialises concurrent `migrate()` calls across processes.
 pub(super) const MIGRATE_LOCK: &str = "SELECT pg_advisory_xact_lock(7346129512)";
 
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "runs",
-    include_str!("../../../migrations/postgres/0001_runs.sql"),
-)];
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "runs",
+        include_str!("../../../migrations/postgres/0001_runs.sql"),
+    ),
+    (
+        2,
+        "lean_steps",
+        include_str!("../../../migrations/postgres/0002_lean_steps.sql"),
+    ),
+];

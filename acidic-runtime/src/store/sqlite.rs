@@ -51,14 +51,8 @@ pub(super) const SQL: Q = Q {
                       ORDER BY priority DESC, scheduled_at, id LIMIT $2)
          RETURNING id, kind, args, step, attempt, max_attempts, lease_token, iteration"
     ),
-    guard: concat!(
-        "UPDATE acidic_runs SET lease_expires_at = ",
-        now!(),
-        " + $4, updated_at = ",
-        now!(),
-        "
-         WHERE id = $1 AND lease_token = $2 AND state = 'running' AND step = $3"
-    ),
+    guard: "SELECT 1 FROM acidic_runs
+        WHERE id = $1 AND lease_token = $2 AND state = 'running' AND step = $3",
     transition: concat!(
         "UPDATE acidic_runs SET state = $4, step = $5, iteration = $6, attempt = $7,
             scheduled_at = ",
@@ -144,17 +138,34 @@ pub(super) const SQL: Q = Q {
         "
          WHERE id = $1 AND state IN ('failed', 'cancelled', 'available')"
     ),
-    purge: concat!(
-        "DELETE FROM acidic_runs WHERE id IN (
-            SELECT id FROM acidic_runs
-            WHERE finished_at IS NOT NULL AND finished_at < ",
-        now!(),
-        " - $1
-              AND state IN ('succeeded', 'failed', 'cancelled')
-            ORDER BY finished_at LIMIT $2)"
-    ),
     now: concat!("SELECT ", now!()),
 };
+
+/// Deletes up to `batch` runs finished before `cutoff`, with their journal and context, inside
+/// the caller's write transaction (so the three statements see the same runs). Returns how many
+/// runs.
+pub(super) async fn purge(conn: &mut SqliteConnection, cutoff: i64, batch: i64) -> Result<u64> {
+    const PURGED: &str = "SELECT id FROM acidic_runs
+        WHERE finished_at IS NOT NULL AND finished_at < $1
+          AND state IN ('succeeded', 'failed', 'cancelled')
+        ORDER BY finished_at, id LIMIT $2";
+    let mut runs = 0;
+    for (table, column) in [
+        ("acidic_journal", "run_id"),
+        ("acidic_context", "run_id"),
+        ("acidic_runs", "id"),
+    ] {
+        let sql = format!("DELETE FROM {table} WHERE {column} IN ({PURGED})");
+        runs = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(cutoff)
+            .bind(batch)
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::db("purging finished runs"))?
+            .rows_affected();
+    }
+    Ok(runs)
+}
 
 /// Inserts many runs in one statement (the rows travel as one JSON array). Returns
 /// `(id, unique_key)` of the rows inserted.
@@ -235,8 +246,15 @@ pub(super) async fn ids_by_unique_keys(
 /// SQLite has one writer: `BEGIN IMMEDIATE` already serialises migrations.
 pub(super) const MIGRATE_LOCK: &str = "SELECT 1";
 
-pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "runs",
-    include_str!("../../../migrations/sqlite/0001_runs.sql"),
-)];
+pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "runs",
+        include_str!("../../../migrations/sqlite/0001_runs.sql"),
+    ),
+    (
+        2,
+        "lean_steps",
+        include_str!("../../../migrations/sqlite/0002_lean_steps.sql"),
+    ),
+];

@@ -73,6 +73,12 @@ pub struct Xacts {
     pub wal_records: i64,
     pub wal_bytes: i64,
     pub wal_sync: i64,
+    /// CPU time of this process (and of its reaped children), in milliseconds.
+    pub self_cpu_ms: i64,
+    /// CPU time of the whole PostgreSQL server (postmaster, live children and the children
+    /// it has reaped, so backends that already exited count), in milliseconds; 0 when the
+    /// server's processes cannot be read (another host).
+    pub pg_cpu_ms: i64,
 }
 
 impl Admin {
@@ -156,12 +162,20 @@ impl Admin {
             )
             .await
             .expect("pg_stat_database");
+        let backend: i32 = self
+            .client
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .expect("pg_backend_pid")
+            .get(0);
         Xacts {
             commit: row.get(0),
             rollback: row.get(1),
             wal_records: row.get(2),
             wal_bytes: row.get(3),
             wal_sync: row.get(4),
+            self_cpu_ms: self_cpu_ms(),
+            pg_cpu_ms: server_cpu_ms(backend).unwrap_or(0),
         }
     }
 
@@ -216,7 +230,8 @@ impl Measure {
              \"commits\":{},\"rollbacks\":{},\"commits_per_unit\":{:.3},\
              \"rollbacks_per_unit\":{:.3},\"wal_syncs_per_unit\":{:.3},\
              \"wal_records_per_unit\":{:.2},\"wal_bytes_per_unit\":{:.0},\"terminated_backends\":{},\"duplicates\":{},\
-             \"synchronous_commit\":\"{}\",\"peak_rss_kb\":{},\"note\":\"{}\"}}",
+             \"synchronous_commit\":\"{}\",\"peak_rss_kb\":{},\
+             \"client_cpu_us_per_unit\":{:.1},\"pg_cpu_us_per_unit\":{:.1},\"note\":\"{}\"}}",
             self.peer,
             self.version,
             self.phase,
@@ -238,6 +253,8 @@ impl Measure {
             self.duplicates,
             sync_commit,
             peak_rss_kb(),
+            (self.after.self_cpu_ms - self.before.self_cpu_ms) as f64 * 1000.0 / self.units as f64,
+            (self.after.pg_cpu_ms - self.before.pg_cpu_ms) as f64 * 1000.0 / self.units as f64,
             self.note.replace('"', "'"),
         );
         println!("{line}");
@@ -250,6 +267,54 @@ impl Measure {
             writeln!(f, "{line}").expect("write PB_OUT");
         }
     }
+}
+
+/// CPU time of this process and its reaped children, in milliseconds (0 without /proc).
+pub fn self_cpu_ms() -> i64 {
+    proc_cpu_ms("self", true).unwrap_or(0)
+}
+
+/// Fields of /proc/<pid>/stat after the command name: index 1 is ppid, 11..=14 are utime,
+/// stime, cutime, cstime in clock ticks.
+fn proc_stat(pid: &str) -> Option<Vec<i64>> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    Some(
+        rest.split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect(),
+    )
+}
+
+/// Linux reports CPU times to user space in ticks of 1/100 s (USER_HZ).
+const MS_PER_TICK: i64 = 10;
+
+/// CPU time of a process, optionally with its reaped children, in milliseconds.
+fn proc_cpu_ms(pid: &str, children: bool) -> Option<i64> {
+    let f = proc_stat(pid)?;
+    let own = f.get(11)? + f.get(12)?;
+    let reaped = if children { f.get(13)? + f.get(14)? } else { 0 };
+    Some((own + reaped) * MS_PER_TICK)
+}
+
+/// CPU time of the PostgreSQL server that runs `backend`: its postmaster with every child it
+/// reaped, plus the children alive now.
+fn server_cpu_ms(backend: i32) -> Option<i64> {
+    let postmaster = proc_stat(&backend.to_string())?.get(1).copied()?;
+    let mut total = proc_cpu_ms(&postmaster.to_string(), true)?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        if proc_stat(pid).and_then(|f| f.get(1).copied()) == Some(postmaster) {
+            total += proc_cpu_ms(pid, false).unwrap_or(0);
+        }
+    }
+    Some(total)
 }
 
 /// The process's peak resident memory (VmHWM), in KiB; 0 where /proc is not available.

@@ -51,6 +51,17 @@ cat "$out/machine.txt"
 
 echo "== the limit: pgbench (1, 4, 16 clients) and SQLite"
 DUR=$DUR REPS=$REPS CLIENTS="1 4 16" SYNCS=on OUT=$out/pgbench.csv bench/peers/physical/pgbench-matrix.sh >/dev/null
+# The physical floor of an enqueue: pgbench committing acidic's own INSERT (on the migrated
+# schema, with its indexes and wake-up trigger) on one connection.
+"$bindir/psql" -q -d postgres -c "DROP DATABASE IF EXISTS acidic_limit" -c "CREATE DATABASE acidic_limit"
+for m in migrations/postgres/*.sql; do "$bindir/psql" -q -d acidic_limit -f "$m" >/dev/null; done
+echo "rep,tps" > "$out/insert-limit.csv"
+for rep in $(seq 1 "$REPS"); do
+  "$bindir/psql" -q -d acidic_limit -c "CHECKPOINT" >/dev/null
+  tps=$("$bindir/pgbench" -n -M prepared -f bench/enqueue-limit.sql -c 1 -T "$DUR" acidic_limit 2>&1 \
+        | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+  echo "$rep,$tps" >> "$out/insert-limit.csv"
+done
 BIN=$PEERBIN/pb-sqlite DUR=$DUR REPS=$REPS SYNCS=NORMAL OUT=$out/sqlite.jsonl \
   DBFILE=${TMPDIR:-/tmp}/acidic-bench-limit.db bench/peers/physical/sqlite-matrix.sh >/dev/null
 

@@ -38,6 +38,10 @@ print("|---|---|---|---|")
 for (script, c), v in sorted(pg.items()):
     name = "UPDATE" if script == "update" else "SELECT FOR UPDATE + UPDATE"
     print(f"| PostgreSQL | {name} | {c} | {mmm(v)} |")
+ins_path = os.path.join(d, "insert-limit.csv")
+ins = [float(r["tps"]) for r in csv.DictReader(open(ins_path))] if os.path.exists(ins_path) else []
+if ins:
+    print(f"| PostgreSQL | acidic's enqueue INSERT (migrated schema, pgbench) | 1 | {mmm(ins)} |")
 for (script, c), v in sorted(sq.items()):
     name = "UPDATE" if script == "update" else "SELECT + UPDATE"
     print(f"| SQLite (NORMAL) | {name} | {c} | {mmm(v)} |")
@@ -45,6 +49,8 @@ print()
 
 
 def pg_limit(script, c):
+    if script == "insert":
+        return med(ins) if ins else None
     xs = pg.get((script, c))
     return med(xs) if xs else None
 
@@ -82,10 +88,19 @@ def limit_for(phase, c, peer, variant):
     return None, 1
 
 
+def cpu_split(rs):
+    cli = [r["client_cpu_us_per_unit"] for r in rs if "client_cpu_us_per_unit" in r]
+    if not cli:
+        return ""
+    if rs[0]["peer"] == "acidic-sqlite":
+        return f"{med(cli):,.0f}"
+    return f"{med(cli):,.0f} + {med([r['pg_cpu_us_per_unit'] for r in rs]):,.0f}"
+
+
 order = {"enqueue-single": 0, "enqueue-tx": 1, "enqueue-bulk": 2, "drain": 3, "workflow": 4, "latency": 5}
 print("## acidic and the peers, same run, same database\n")
-print("| phase | c | library (variant) | rate/s min / median / max | x limit | x best peer | commits/unit | WAL fsyncs/unit | dup | peak RSS MiB |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| phase | c | library (variant) | rate/s min / median / max | x limit | x best peer | commits/unit | WAL fsyncs/unit | CPU µs/unit client + PostgreSQL | dup | peak RSS MiB |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for key in sorted(rows, key=lambda k: (order.get(k[0], 9), k[1], k[0], not k[2].startswith("acidic"), k[2], k[3])):
     phase, c, peer, variant = key
     rs = rows[key]
@@ -100,8 +115,11 @@ for key in sorted(rows, key=lambda k: (order.get(k[0], 9), k[1], k[0], not k[2].
     cpu = "n/a" if sqlite else f"{med([r['commits_per_unit'] for r in rs]):.2f}"
     wal = "n/a" if sqlite else f"{med([r['wal_syncs_per_unit'] for r in rs]):.2f}"
     rss = med([r.get("peak_rss_kb", 0) for r in rs]) / 1024
+    # CPU per unit: the benchmark process (for SQLite that is everything) and the whole
+    # PostgreSQL server; absent from results of older harness versions.
+    split = cpu_split(rs)
     label = peer if variant == "default" else f"{peer} ({variant})"
-    print(f"| {phase} | {c} | {label} | {mmm([r['rate'] for r in rs])} | {xl} | {xb} | {cpu} | {wal} | "
+    print(f"| {phase} | {c} | {label} | {mmm([r['rate'] for r in rs])} | {xl} | {xb} | {cpu} | {wal} | {split} | "
           f"{sum(r['duplicates'] for r in rs)} | {rss:.0f} |")
 print()
 
@@ -123,13 +141,13 @@ if lat:
 
 if big:
     print("## Claim cost and memory against the backlog size (drain, c=16, writes nothing)\n")
-    print("| library | backlog | rate/s | peak RSS MiB |")
-    print("|---|---|---|---|")
+    print("| library | backlog | rate/s | CPU µs/job client + PostgreSQL | peak RSS MiB |")
+    print("|---|---|---|---|---|")
     for peer in ("acidic", "acidic-sqlite"):
         small = rows.get(("drain", 16, peer, "noop"), [])
         if small:
             print(f"| {peer} | {small[0]['units']:,} | {med([r['rate'] for r in small]):,.0f} | "
-                  f"{med([r.get('peak_rss_kb', 0) for r in small]) / 1024:.0f} |")
+                  f"{cpu_split(small)} | {med([r.get('peak_rss_kb', 0) for r in small]) / 1024:.0f} |")
         for r in big:
             if r["peer"] == peer:
-                print(f"| {peer} | {r['units']:,} | {r['rate']:,.0f} | {r.get('peak_rss_kb', 0) / 1024:.0f} |")
+                print(f"| {peer} | {r['units']:,} | {r['rate']:,.0f} | {cpu_split([r])} | {r.get('peak_rss_kb', 0) / 1024:.0f} |")

@@ -219,7 +219,6 @@ pub(crate) struct Transition<'a> {
     pub iteration: i32,
     pub attempt: i32,
     pub delay_ms: i64,
-    pub lease_ms: i64,
     pub outcome: &'static str,
     pub journal_attempt: i32,
     pub duration_ms: i64,
@@ -832,7 +831,6 @@ pub(crate) async fn transition(
             .bind(t.iteration)
             .bind(t.attempt)
             .bind(t.delay_ms)
-            .bind(t.lease_ms)
             .bind(t.outcome)
             .bind(t.duration_ms)
             .bind(t.journal_attempt)

@@ -47,18 +47,18 @@ pub(super) const SQL: Q = Q {
         WHERE id = $1 AND lease_token = $2 AND state = 'running' AND step = $3
         FOR NO KEY UPDATE",
     // $1 id, $2 token, $3 expected step, $4 new state, $5 new step, $6 iteration, $7 attempt,
-    // $8 delay ms, $9 lease ms, $10 outcome, $11 duration ms, $12 journal attempt, $13 error
+    // $8 delay ms, $9 outcome, $10 duration ms, $11 journal attempt, $12 error.
+    // A run that stays running (its next step follows in this claim) keeps its schedule and
+    // lease columns, so that no indexed column changes and the update can be HOT.
     transition: concat!(
         "WITH u AS (
             UPDATE acidic_runs SET state = $4, step = $5, iteration = $6, attempt = $7,
-                scheduled_at = ",
+                scheduled_at = CASE WHEN $4 = 'running' THEN scheduled_at ELSE ",
         now!(),
-        " + $8,
+        " + $8 END,
                 lease_owner = CASE WHEN $4 = 'running' THEN lease_owner END,
-                lease_expires_at = CASE WHEN $4 = 'running' THEN ",
-        now!(),
-        " + $9 END,
-                last_error = COALESCE($13, last_error),
+                lease_expires_at = CASE WHEN $4 = 'running' THEN lease_expires_at END,
+                last_error = COALESCE($12, last_error),
                 finished_at = CASE WHEN $4 IN ('succeeded', 'failed') THEN ",
         now!(),
         " END,
@@ -68,9 +68,9 @@ pub(super) const SQL: Q = Q {
             WHERE id = $1 AND lease_token = $2 AND state = 'running' AND step = $3
             RETURNING id)
          INSERT INTO acidic_journal (run_id, step, attempt, outcome, error, started_at, finished_at)
-         SELECT id, $3, $12, $10, $13, ",
+         SELECT id, $3, $11, $9, $12, ",
         now!(),
-        " - $11, ",
+        " - $10, ",
         now!(),
         " FROM u"
     ),
@@ -249,8 +249,7 @@ pub(super) async fn transition_many(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut iterations, mut attempts, mut delays, mut leases, mut outcomes) = (
-        Vec::with_capacity(n),
+    let (mut iterations, mut attempts, mut delays, mut outcomes) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
@@ -270,7 +269,6 @@ pub(super) async fn transition_many(
         iterations.push(t.iteration);
         attempts.push(t.attempt);
         delays.push(t.delay_ms);
-        leases.push(t.lease_ms);
         outcomes.push(t.outcome);
         durations.push(t.duration_ms);
         journal_attempts.push(t.journal_attempt);
@@ -279,19 +277,18 @@ pub(super) async fn transition_many(
     let applied: Vec<i64> = sqlx::query_scalar(concat!(
         "WITH i AS (
             SELECT * FROM unnest($1::int8[], $2::int8[], $3::text[], $4::text[], $5::text[],
-                                 $6::int4[], $7::int4[], $8::int8[], $9::int8[], $10::text[],
-                                 $11::int8[], $12::int4[], $13::text[])
-              AS t(id, token, expected, state, step, iteration, attempt, delay, lease, outcome,
+                                 $6::int4[], $7::int4[], $8::int8[], $9::text[],
+                                 $10::int8[], $11::int4[], $12::text[])
+              AS t(id, token, expected, state, step, iteration, attempt, delay, outcome,
                    dur, jattempt, error)),
          u AS (
             UPDATE acidic_runs r SET state = i.state, step = i.step, iteration = i.iteration,
-                attempt = i.attempt, scheduled_at = ",
+                attempt = i.attempt,
+                scheduled_at = CASE WHEN i.state = 'running' THEN r.scheduled_at ELSE ",
         now!(),
-        " + i.delay,
+        " + i.delay END,
                 lease_owner = CASE WHEN i.state = 'running' THEN r.lease_owner END,
-                lease_expires_at = CASE WHEN i.state = 'running' THEN ",
-        now!(),
-        " + i.lease END,
+                lease_expires_at = CASE WHEN i.state = 'running' THEN r.lease_expires_at END,
                 last_error = COALESCE(i.error, r.last_error),
                 finished_at = CASE WHEN i.state IN ('succeeded', 'failed') THEN ",
         now!(),
@@ -319,7 +316,6 @@ pub(super) async fn transition_many(
     .bind(&iterations)
     .bind(&attempts)
     .bind(&delays)
-    .bind(&leases)
     .bind(&outcomes)
     .bind(&durations)
     .bind(&journal_attempts)

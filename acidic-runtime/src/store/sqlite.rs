@@ -55,14 +55,12 @@ pub(super) const SQL: Q = Q {
         WHERE id = $1 AND lease_token = $2 AND state = 'running' AND step = $3",
     transition: concat!(
         "UPDATE acidic_runs SET state = $4, step = $5, iteration = $6, attempt = $7,
-            scheduled_at = ",
+            scheduled_at = CASE WHEN $4 = 'running' THEN scheduled_at ELSE ",
         now!(),
-        " + $8,
+        " + $8 END,
             lease_owner = CASE WHEN $4 = 'running' THEN lease_owner END,
-            lease_expires_at = CASE WHEN $4 = 'running' THEN ",
-        now!(),
-        " + $9 END,
-            last_error = COALESCE($13, last_error),
+            lease_expires_at = CASE WHEN $4 = 'running' THEN lease_expires_at END,
+            last_error = COALESCE($12, last_error),
             finished_at = CASE WHEN $4 IN ('succeeded', 'failed') THEN ",
         now!(),
         " END,
@@ -71,9 +69,9 @@ pub(super) const SQL: Q = Q {
         "
          WHERE id = $1 AND lease_token = $2 AND state = 'running' AND step = $3;
          INSERT INTO acidic_journal (run_id, step, attempt, outcome, error, started_at, finished_at)
-         SELECT $1, $3, $12, $10, $13, ",
+         SELECT $1, $3, $11, $9, $12, ",
         now!(),
-        " - $11, ",
+        " - $10, ",
         now!(),
         " WHERE changes() = 1"
     ),

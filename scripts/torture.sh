@@ -15,7 +15,7 @@ case "$size" in
   *) echo "usage: $0 [ci|large] [sqlite|postgres]" >&2; exit 2 ;;
 esac
 cargo build -p acidic-tests --bins
-bin=target/debug/torture
+bin=${CARGO_TARGET_DIR:-target}/debug/torture
 for db in $dbs; do
   if [ "$db" = postgres ]; then
     restart=()

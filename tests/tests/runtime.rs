@@ -273,7 +273,10 @@ struct Takeover {
     gates: String,
 }
 
-static WRITES: LazyLock<Mutex<Vec<(u32, bool)>>> = LazyLock::new(Default::default);
+/// Per write attempt: the test's gate prefix (one per backend), the attempt, whether the write
+/// went through, and whether opening the step's transaction reported a lost lease.
+type WriteAttempt = (String, u32, bool, bool);
+static WRITES: LazyLock<Mutex<Vec<WriteAttempt>>> = LazyLock::new(Default::default);
 
 impl Perform for Takeover {
     async fn perform(&self, cx: &mut StepContext<'_>) -> StepResult {
@@ -287,11 +290,18 @@ impl Perform for Takeover {
             }
             released.await;
         }
-        let written = effect(cx, &format!("attempt {attempt}")).await;
-        WRITES
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((attempt, written.is_ok()));
+        let opened = cx.db().await.map(|_| ());
+        let lease_lost = matches!(opened, Err(acidic_runtime::Error::LeaseLost { .. }));
+        let written = match opened {
+            Ok(()) => effect(cx, &format!("attempt {attempt}")).await,
+            Err(e) => Err(e.into()),
+        };
+        WRITES.lock().unwrap_or_else(|e| e.into_inner()).push((
+            self.gates.clone(),
+            attempt,
+            written.is_ok(),
+            lease_lost,
+        ));
         written?;
         Ok(Flow::Next)
     }
@@ -339,8 +349,8 @@ async fn worker_whose_lease_was_taken_over_cannot_commit(db: TestDb) {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .iter()
-            .find(|w| w.0 == attempt)
-            .map(|w| w.1)
+            .find(|w| w.0 == gates && w.1 == attempt)
+            .map(|w| (w.2, w.3))
     };
     eventually("worker A's write attempt", WAIT, || async {
         written(1).is_some()
@@ -348,8 +358,8 @@ async fn worker_whose_lease_was_taken_over_cannot_commit(db: TestDb) {
     .await;
     assert_eq!(
         written(1),
-        Some(false),
-        "the fenced worker's write went through"
+        Some((false, true)),
+        "the fenced worker's write went through, or failed for another reason than its lost lease"
     );
     open_gate(&format!("{gates}-2"));
     let info = db.rt.wait_for(run, WAIT).await.unwrap();

@@ -354,3 +354,28 @@ pub(super) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/postgres/0002_lean_steps.sql"),
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::RunId;
+
+    #[test]
+    fn step_begin_inlines_the_lease_and_quotes_the_step() {
+        let lease = Lease {
+            run_id: RunId(42),
+            token: 7,
+        };
+        assert_eq!(
+            begin_step(lease, "fulfill_order").as_deref(),
+            Some("BEGIN; SELECT acidic_lock_step(42, 7, 'fulfill_order')")
+        );
+        assert_eq!(
+            begin_step(lease, "it's").as_deref(),
+            Some("BEGIN; SELECT acidic_lock_step(42, 7, 'it''s')")
+        );
+        // Names a plain literal cannot carry safely take the bound-parameter path.
+        assert_eq!(begin_step(lease, "a\\b"), None);
+        assert_eq!(begin_step(lease, "a\0b"), None);
+    }
+}

@@ -613,11 +613,8 @@ async fn commit_step(
     let Some(mut tx) = tx else {
         return store.transition_alone(lease, step, t).await;
     };
-    if let Err(e) = store::transition(tx.db(), lease, step, t).await {
-        let _ = tx.rollback().await;
-        return Err(e);
-    }
-    tx.commit().await
+    let applied = store::transition(tx.db(), lease, step, t).await;
+    tx.settle(applied).await
 }
 
 /// An advance waiting for the group commit.

@@ -174,6 +174,18 @@ impl Tx {
         }
         .map_err(Error::db("rolling back"))
     }
+
+    /// Ends the transaction by the outcome of what ran in it: commits after `Ok` (returning the
+    /// commit's error if it fails), rolls back after `Err` (returning that error).
+    pub(crate) async fn settle<T>(self, outcome: Result<T>) -> Result<T> {
+        match outcome {
+            Ok(v) => self.commit().await.map(|()| v),
+            Err(e) => {
+                let _ = self.rollback().await;
+                Err(e)
+            }
+        }
+    }
 }
 
 /// A run to insert.
@@ -495,9 +507,8 @@ impl Store {
     pub(crate) async fn purge(&self, horizon_ms: i64, batch: i64) -> Result<u64> {
         let cutoff = self.now().await?.saturating_sub(horizon_ms);
         let mut tx = self.begin_write().await?;
-        let n = on_db!(tx.db(), |c, _q, m| m::purge(&mut *c, cutoff, batch).await?);
-        tx.commit().await?;
-        Ok(n)
+        let purged = on_db!(tx.db(), |c, _q, m| m::purge(&mut *c, cutoff, batch).await);
+        tx.settle(purged).await
     }
 
     /// Begins the transaction of a step: locks the run and checks that `lease` still holds it
@@ -527,27 +538,20 @@ impl Store {
         Ok(tx)
     }
 
-    /// Applies one guarded transition in a transaction of its own. On PostgreSQL it is one
-    /// statement, so it runs without `BEGIN`/`COMMIT` round trips.
+    /// Applies one guarded transition in a transaction of its own. On PostgreSQL the transition
+    /// is one statement (a data-modifying CTE), atomic without `BEGIN`/`COMMIT` round trips.
     pub(crate) async fn transition_alone(
         &self,
         lease: Lease,
         step: &str,
         t: &Transition<'_>,
     ) -> Result<()> {
-        if let Store::Postgres(p) = self {
-            let mut c = p
-                .acquire()
-                .await
-                .map_err(Error::db("acquiring a connection"))?;
-            return transition(Db::Postgres(&mut c), lease, step, t).await;
+        if let Store::Postgres(_) = self {
+            return transition(self.acquire().await?.db(), lease, step, t).await;
         }
         let mut tx = self.begin_write().await?;
-        if let Err(e) = transition(tx.db(), lease, step, t).await {
-            let _ = tx.rollback().await;
-            return Err(e);
-        }
-        tx.commit().await
+        let applied = transition(tx.db(), lease, step, t).await;
+        tx.settle(applied).await
     }
 
     /// Applies many guarded transitions in one transaction (on PostgreSQL one statement, so
@@ -556,23 +560,12 @@ impl Store {
         &self,
         items: &[(Lease, &str, &Transition<'_>)],
     ) -> Result<Vec<bool>> {
-        if let Store::Postgres(p) = self {
-            let mut c = p
-                .acquire()
-                .await
-                .map_err(Error::db("acquiring a connection"))?;
-            return postgres::transition_many(&mut c, items).await;
+        if let Store::Postgres(_) = self {
+            return transition_many(self.acquire().await?.db(), items).await;
         }
         let mut tx = self.begin_write().await?;
-        let applied = match transition_many(tx.db(), items).await {
-            Ok(applied) => applied,
-            Err(e) => {
-                let _ = tx.rollback().await;
-                return Err(e);
-            }
-        };
-        tx.commit().await?;
-        Ok(applied)
+        let applied = transition_many(tx.db(), items).await;
+        tx.settle(applied).await
     }
 
     pub(crate) async fn run(&self, id: RunId) -> Result<Option<RunInfo>> {
@@ -792,8 +785,8 @@ fn match_bulk_results(
     Ok(out)
 }
 
-/// Locks the run for this step and checks that this worker still holds it at `step`
-/// (fencing).
+/// Checks that this worker still holds the run at `step` (fencing), locking its row on
+/// PostgreSQL (SQLite's write transaction already excludes every other writer).
 async fn guard(db: Db<'_>, lease: Lease, step: &str) -> Result<()> {
     let found = on_db!(db, |c, q, _m| {
         sqlx::query(q.guard)
@@ -850,7 +843,7 @@ pub(crate) async fn transition(
 
 /// Applies many guarded transitions in one round trip where the dialect allows it. Returns, per
 /// item, whether it applied (`false`: the run is no longer held by that lease at that step).
-pub(crate) async fn transition_many(
+async fn transition_many(
     db: Db<'_>,
     items: &[(Lease, &str, &Transition<'_>)],
 ) -> Result<Vec<bool>> {

@@ -237,20 +237,7 @@ async fn main() {
             ..Default::default()
         },
     };
-    let mut m = Measure {
-        peer: peer.into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        phase: opts.mode.clone(),
-        units: n,
-        unit: "jobs".into(),
-        concurrency: 1,
-        secs: 0.0,
-        before: Default::default(),
-        after: Default::default(),
-        terminated: 0,
-        note: String::new(),
-        duplicates: 0,
-    };
+    let mut m = Measure::new(peer, env!("CARGO_PKG_VERSION"), &opts);
     match opts.mode.as_str() {
         "enqueue-single" => {
             let rt = connect(&backend, &opts, 2).await;

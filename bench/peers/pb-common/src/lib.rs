@@ -220,6 +220,25 @@ pub struct Measure {
 }
 
 impl Measure {
+    /// A phase of `opts.n` jobs of mode `opts.mode`, at concurrency 1 until the phase sets it,
+    /// with zeroed counters.
+    pub fn new(peer: impl Into<String>, version: impl Into<String>, opts: &Opts) -> Measure {
+        Measure {
+            peer: peer.into(),
+            version: version.into(),
+            phase: opts.mode.clone(),
+            units: opts.n,
+            unit: "jobs".into(),
+            concurrency: 1,
+            secs: 0.0,
+            before: Default::default(),
+            after: Default::default(),
+            terminated: 0,
+            note: String::new(),
+            duplicates: 0,
+        }
+    }
+
     pub fn emit(&self, opts: &Opts, sync_commit: &str) {
         let commits = self.after.commit - self.before.commit;
         let rollbacks = self.after.rollback - self.before.rollback;
